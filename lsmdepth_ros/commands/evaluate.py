@@ -1,0 +1,113 @@
+"""`lsmdepth evaluate`: Eigen-protocol depth metrics of a checkpoint on synthetic, KITTI or folders.
+
+    lsmdepth evaluate models/lsmdepth_synthetic.pt --data synthetic                 # rendered test drives
+    lsmdepth evaluate CKPT --data synthetic --data-path synth_out --split test      # `lsmdepth synth` folder
+    lsmdepth evaluate CKPT --data kitti --data-path kitti_data --split-file splits/eigen/test_files.txt
+    lsmdepth evaluate CKPT --data folder --images DIR --depths DIR
+
+Prints monodepth2's metrics table and writes a JSON summary (metrics, median-scaling ratio
+statistics, protocol options, checkpoint) to --output.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+HELP = "evaluate a checkpoint with the Eigen protocol (synthetic, KITTI or image folders)"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("checkpoint", help="checkpoint .pt (or official weights folder)")
+    parser.add_argument("--data", choices=("synthetic", "kitti", "folder"), default="synthetic")
+    parser.add_argument("--data-path", help="synthetic: folder written by `lsmdepth synth` "
+                                            "(default: render drives on the fly); kitti: raw data root")
+    parser.add_argument("--split", default="test", help="synthetic folder split (train/val/test)")
+    parser.add_argument("--split-file", help="kitti: split file with '<folder> <frame> <l|r>' lines")
+    parser.add_argument("--depth-source", choices=("auto", "png", "velodyne"), default="auto",
+                        help="kitti: annotated depth PNGs or projected velodyne")
+    parser.add_argument("--images", help="folder: images (sorted by name)")
+    parser.add_argument("--depths", help="folder: ground truth (.npy metres or uint16/256 .png), "
+                                         "matched to images by file stem")
+    parser.add_argument("--sequences", type=int, default=2, help="synthetic on the fly: drives")
+    parser.add_argument("--frames", type=int, default=50, help="synthetic on the fly: frames each")
+    parser.add_argument("--seed", type=int, default=1000,
+                        help="synthetic on the fly: data set seed (keep it apart from training's)")
+    parser.add_argument("--min-depth", type=float, default=1e-3, help="evaluation range minimum")
+    parser.add_argument("--max-depth", type=float, default=80.0, help="evaluation range maximum")
+    parser.add_argument("--crop", choices=("garg", "eigen", "none"),
+                        help="default: garg for kitti, none otherwise")
+    parser.add_argument("--no-median-scaling", action="store_true",
+                        help="evaluate metric depth as predicted")
+    parser.add_argument("--scale-factor", type=float, default=1.0,
+                        help="fixed factor applied to predictions (e.g. 5.4 for stereo models)")
+    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--max-images", type=int, help="evaluate only the first N images")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto")
+    parser.add_argument("--output", default="evaluation.json", help="JSON summary path")
+    parser.add_argument("--per-image", action="store_true", help="include per-image metrics")
+
+
+def run(args: argparse.Namespace) -> int:
+    import torch
+
+    from lsmdepth_ros.bagio import BagError
+    from lsmdepth_ros.checkpoints import CheckpointError, load_checkpoint
+    from lsmdepth_ros.io_utils import atomic_write_text
+    from lsmdepth_ros.training.evaluate import EvalOptions, evaluate_model
+
+    device = args.device
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    try:
+        crop = args.crop or ("garg" if args.data == "kitti" else "none")
+        options = EvalOptions(min_depth=args.min_depth, max_depth=args.max_depth,
+                              crop=None if crop == "none" else crop,
+                              median_scaling=not args.no_median_scaling,
+                              scale_factor=args.scale_factor)
+        model, info = load_checkpoint(args.checkpoint, map_location="cpu")
+        height, width = int(info.options["height"]), int(info.options["width"])
+        dataset = _dataset(args, height, width)
+        print(f"evaluating {info.name} ({width}x{height}) on {len(dataset)} {args.data} images, "
+              f"device {device}", flush=True)
+        summary = evaluate_model(model, dataset, options, min_depth=info.min_depth,
+                                 max_depth=info.max_depth, batch_size=args.batch_size,
+                                 device=device, max_images=args.max_images, progress=True)
+    except (CheckpointError, BagError, ValueError) as exc:
+        print(f"lsmdepth evaluate: {exc}", file=sys.stderr)
+        return 2
+    print(summary.table())
+    report = summary.to_dict(per_image=args.per_image)
+    report.update(checkpoint=str(args.checkpoint), model=info.name, data=args.data,
+                  data_path=args.data_path, split=args.split_file or args.split)
+    atomic_write_text(args.output, json.dumps(report, indent=2) + "\n")
+    print(f"summary written to {args.output}")
+    return 0
+
+
+def _dataset(args, height: int, width: int):
+    common = {"height": height, "width": width, "frame_ids": (0,), "num_scales": 1,
+              "is_train": False}
+    if args.data == "synthetic":
+        if args.data_path:
+            from lsmdepth_ros.training.datasets.kitti import synthetic_folder_dataset
+
+            return synthetic_folder_dataset(args.data_path, args.split, load_depth=True, **common)
+        from lsmdepth_ros.training.datasets.synthetic import SyntheticDataset
+
+        return SyntheticDataset(num_sequences=args.sequences, frames_per_sequence=args.frames,
+                                seed=args.seed, load_depth=True, cache_frames=0, **common)
+    if args.data == "kitti":
+        if not (args.data_path and args.split_file):
+            raise ValueError("--data kitti needs --data-path (KITTI raw root) and --split-file "
+                             "(e.g. monodepth2's splits/eigen/test_files.txt)")
+        from lsmdepth_ros.training.datasets.kitti import KittiRawDataset
+
+        # vel_depth: the Eigen split's ground truth as monodepth2's export_gt_depth.py makes it
+        return KittiRawDataset(args.data_path, args.split_file, load_depth=True,
+                               depth_source=args.depth_source, vel_depth=True, **common)
+    if not (args.images and args.depths):
+        raise ValueError("--data folder needs --images DIR and --depths DIR")
+    from lsmdepth_ros.training.datasets.folder import ImageDepthFolder
+
+    return ImageDepthFolder(args.images, args.depths, height=height, width=width)
