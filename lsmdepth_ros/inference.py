@@ -1,0 +1,405 @@
+"""DepthEstimator: image in, metric depth out. No ROS here; the node is a thin layer on top.
+
+    est = DepthEstimator(EstimatorOptions(model_path="models/lsmdepth_synthetic.pt"))
+    depth = est.estimate(image_hwc_uint8, encoding="bgr8")        # float32 metres, NaN invalid
+    result = est.run(image, encoding="rgb8", K=K)                    # depth + K + timings
+
+Backends: ``torch`` (a checkpoint from `lsmdepth_ros.checkpoints`; CUDA when available, fp16
+there, else CPU) and ``onnxruntime`` (an `.onnx` from `lsmdepth_ros.onnx_export`; providers tried
+in the order TensorRT, CUDA, CPU). Both give the same depth to 1e-4 on the CPU.
+"""
+from __future__ import annotations
+
+import logging
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from lsmdepth_ros.geometry import DepthRange, disp_to_depth, scale_intrinsics
+from lsmdepth_ros.options import check_choices, option
+from lsmdepth_ros.scale import ScaleOptions, ScalePolicy, make_scale_policy
+
+log = logging.getLogger(__name__)
+
+BACKENDS = ("auto", "torch", "onnxruntime")
+DEVICES = ("auto", "cuda", "cpu")
+OUTPUT_RESOLUTIONS = ("input", "network")
+INTERPOLATIONS = ("area", "linear")
+ORT_PROVIDER_ORDER = ("TensorrtExecutionProvider", "CUDAExecutionProvider",
+                      "CPUExecutionProvider")
+
+# encoding -> (channels, cv2 conversion to RGB or None when already RGB)
+ENCODINGS: dict[str, tuple[int, int | None]] = {
+    "rgb8": (3, None),
+    "bgr8": (3, cv2.COLOR_BGR2RGB),
+    "mono8": (1, cv2.COLOR_GRAY2RGB),
+    "rgba8": (4, cv2.COLOR_RGBA2RGB),
+    "bgra8": (4, cv2.COLOR_BGRA2RGB),
+}
+
+
+class ModelLoadError(ValueError):
+    """The model file is missing, corrupt, or not a depth model this package can run."""
+
+
+@dataclass(frozen=True)
+class EstimatorOptions:
+    model_path: str = option("", "Checkpoint (.pt, from lsmdepth train/save_checkpoint), official "
+                             "Lite-Mono folder, or .onnx file. Empty: the shipped "
+                             "models/lsmdepth_synthetic.pt")
+    backend: str = option("auto", "Inference backend: 'torch', 'onnxruntime', or 'auto' "
+                          "(onnxruntime for .onnx files, torch otherwise)", choices=BACKENDS)
+    device: str = option("auto", "'auto' (CUDA when available), 'cuda' (falls back to the CPU "
+                         "with a warning when absent) or 'cpu'", choices=DEVICES)
+    fp16: bool = option(True, "Half precision on CUDA (ignored on the CPU)")
+    num_threads: int = option(0, "CPU threads for the network (0: the library default)")
+    trt_cache_dir: str = option("", "TensorRT engine cache folder for the onnxruntime backend "
+                                "(empty: ~/.cache/lsmdepth_ros/tensorrt)")
+    output_resolution: str = option("input", "'input': depth at the camera's resolution; "
+                                    "'network': depth at the network's input size (camera_info "
+                                    "scaled to match)", choices=OUTPUT_RESOLUTIONS)
+    interpolation: str = option("area", "Resize filter for the network input: 'area' (best for "
+                                "shrinking) or 'linear'", choices=INTERPOLATIONS)
+    clip_min_depth: float = option(0.0, "Depth below this many metres is published as NaN "
+                                   "(0: no lower clip)", live=True)
+    clip_max_depth: float = option(0.0, "Depth beyond this many metres is published as NaN "
+                                   "(0: no upper clip)", live=True)
+    scale: ScaleOptions = field(default_factory=ScaleOptions,
+                                metadata={"help": "Scale policy options (scale.*)"})
+
+    def __post_init__(self) -> None:
+        check_choices(self)
+        if self.clip_min_depth < 0 or self.clip_max_depth < 0 or not (
+                math.isfinite(self.clip_min_depth) and math.isfinite(self.clip_max_depth)):
+            raise ValueError(f"clip_min_depth/clip_max_depth must be >= 0 metres (0 disables), got "
+                             f"{self.clip_min_depth}/{self.clip_max_depth}")
+        if 0 < self.clip_max_depth <= self.clip_min_depth:
+            raise ValueError(f"clip_max_depth ({self.clip_max_depth}) must exceed clip_min_depth "
+                             f"({self.clip_min_depth})")
+
+
+@dataclass
+class DepthResult:
+    depth: np.ndarray                 # float32 [h, w] metres, NaN invalid
+    K: np.ndarray | None              # 3x3 intrinsics matching `depth` (None when not given)
+    scale: float                      # multiplier applied by the scale policy
+    network_rgb: np.ndarray           # uint8 [H, W, 3] RGB image the network saw
+    timings_ms: dict = field(default_factory=dict)   # preprocess, network, postprocess, total
+
+
+def image_to_rgb(image: np.ndarray, encoding: str) -> np.ndarray:
+    """uint8 image in one of ENCODINGS -> contiguous HxWx3 RGB uint8 (a view when already rgb8)."""
+    channels, code = _check_image(image, encoding)
+    if code is None:
+        return image if image.flags.c_contiguous else np.ascontiguousarray(image)
+    return cv2.cvtColor(image if channels > 1 else image.reshape(image.shape[:2]), code)
+
+
+def _check_image(image: np.ndarray, encoding: str) -> tuple[int, int | None]:
+    if encoding not in ENCODINGS:
+        raise ValueError(f"image encoding '{encoding}' is not supported; expected one of "
+                         f"{', '.join(ENCODINGS)} (convert it upstream, e.g. image_proc)")
+    channels, code = ENCODINGS[encoding]
+    if image.dtype != np.uint8:
+        raise ValueError(f"{encoding} image must be uint8, got {image.dtype}")
+    shape_ok = (image.ndim == 2 and channels == 1) or (image.ndim == 3 and image.shape[2] == channels)
+    if not shape_ok:
+        raise ValueError(f"{encoding} image must be HxW{'' if channels == 1 else f'x{channels}'}, "
+                         f"got shape {image.shape}")
+    if image.shape[0] == 0 or image.shape[1] == 0:
+        raise ValueError(f"image is empty (shape {image.shape}); expected a non-zero size")
+    return channels, code
+
+
+# ----------------------------------------------------------------------------------------------
+# backends: batch [1,3,H,W] float32 RGB in [0,1] -> sigmoid disparity [H,W] float32
+
+class _TorchBackend:
+    name = "torch"
+
+    def __init__(self, path: Path, device: str, fp16: bool, num_threads: int,
+                 say: Callable[[str], None]):
+        import torch
+
+        from lsmdepth_ros.checkpoints import load_checkpoint
+
+        if num_threads > 0:
+            torch.set_num_threads(num_threads)
+        try:
+            model, info = load_checkpoint(path, map_location="cpu")
+        except (OSError, ValueError, RuntimeError, KeyError) as exc:
+            raise ModelLoadError(f"cannot load the depth model from '{path}': {exc}. Expected a "
+                                 "checkpoint written by lsmdepth train / save_checkpoint (or an "
+                                 "official Lite-Mono folder); check model_path.") from exc
+        cuda = torch.cuda.is_available()
+        if device == "cuda" and not cuda:
+            say("CUDA was requested but torch finds no CUDA device; falling back to the CPU "
+                "(set device:=cpu to silence this)")
+        use_cuda = cuda and device in ("auto", "cuda")
+        self.torch = torch
+        self.device = torch.device("cuda" if use_cuda else "cpu")
+        self.dtype = torch.float16 if (use_cuda and fp16) else torch.float32
+        self.model = model.to(self.device, self.dtype).eval()
+        self.device_name = (f"cuda:{torch.cuda.get_device_name(self.device)}" if use_cuda
+                            else f"cpu ({torch.get_num_threads()} threads)")
+        if not use_cuda:
+            say(f"running the depth network on the CPU with {torch.get_num_threads()} threads "
+                "(no CUDA device): expect a low frame rate")
+        self.model_name = str(getattr(info, "name", getattr(model, "name", "unknown")))
+        opts = dict(getattr(info, "options", None) or getattr(model, "options", {}))
+        self.input_size = (int(opts["width"]), int(opts["height"]))
+        self.depth_range = DepthRange(float(info.min_depth), float(info.max_depth))
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        torch = self.torch
+        with torch.inference_mode():
+            x = torch.from_numpy(batch).to(self.device, self.dtype, non_blocking=True)
+            disp = self.model(x)[("disp", 0)]
+            return disp[0, 0].float().cpu().numpy()
+
+
+class _OnnxBackend:
+    name = "onnxruntime"
+
+    def __init__(self, path: Path, device: str, fp16: bool, num_threads: int, trt_cache_dir: str,
+                 say: Callable[[str], None]):
+        import onnxruntime as ort
+
+        from lsmdepth_ros.onnx_export import read_onnx_metadata
+
+        available = set(ort.get_available_providers())
+        wanted = ["CPUExecutionProvider"] if device == "cpu" else list(ORT_PROVIDER_ORDER)
+        providers = [p for p in wanted if p in available]
+        if device == "cuda" and not ({"TensorrtExecutionProvider", "CUDAExecutionProvider"}
+                                     & available):
+            say("CUDA was requested but onnxruntime has no TensorRT/CUDA provider (install "
+                "onnxruntime-gpu); falling back to the CPU")
+        cache = trt_cache_dir or str(Path.home() / ".cache" / "lsmdepth_ros" / "tensorrt")
+        provider_args = []
+        for p in providers:
+            if p == "TensorrtExecutionProvider":
+                Path(cache).mkdir(parents=True, exist_ok=True)
+                provider_args.append((p, {"trt_engine_cache_enable": True,
+                                          "trt_engine_cache_path": cache,
+                                          "trt_fp16_enable": bool(fp16)}))
+            else:
+                provider_args.append(p)
+        so = ort.SessionOptions()
+        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        if num_threads > 0:
+            so.intra_op_num_threads = num_threads
+        try:
+            meta = read_onnx_metadata(path)
+            self.session = ort.InferenceSession(str(path), so, providers=provider_args)
+        except Exception as exc:  # onnxruntime raises its own exception types
+            raise ModelLoadError(f"cannot load the ONNX model '{path}': {exc}. Expected a file "
+                                 "written by `lsmdepth export`; check model_path.") from exc
+        inp = self.session.get_inputs()[0]
+        self.input_name = inp.name
+        self.input_dtype = np.float16 if "float16" in inp.type else np.float32
+        self.model_name = str(meta.get("lsmdepth.model", "unknown"))
+        fmt = meta.get("lsmdepth.input_format", "rgb01")
+        out = meta.get("lsmdepth.output", "sigmoid_disparity")
+        if fmt != "rgb01" or out != "sigmoid_disparity":
+            raise ModelLoadError(f"ONNX model '{path}' takes '{fmt}' and gives '{out}'; this node "
+                                 "needs input 'rgb01' and output 'sigmoid_disparity' (lsmdepth export)")
+        try:
+            self.input_size = (int(meta["lsmdepth.input_width"]), int(meta["lsmdepth.input_height"]))
+            self.depth_range = DepthRange(float(meta["lsmdepth.min_depth"]),
+                                          float(meta["lsmdepth.max_depth"]))
+        except KeyError as exc:
+            raise ModelLoadError(f"ONNX model '{path}' lacks the metadata key {exc}; re-export it "
+                                 "with `lsmdepth export` so the input size and depth range are "
+                                 "recorded") from exc
+        active = self.session.get_providers()
+        self.device_name = active[0]
+        if active[0] == "CPUExecutionProvider":
+            say("running the depth network on the CPU (onnxruntime CPUExecutionProvider): expect "
+                "a low frame rate")
+
+    def __call__(self, batch: np.ndarray) -> np.ndarray:
+        out = self.session.run(None, {self.input_name: batch.astype(self.input_dtype, copy=False)})
+        return np.asarray(out[0], dtype=np.float32)[0, 0]
+
+
+# ----------------------------------------------------------------------------------------------
+
+def resolve_model_path(model_path: str) -> Path:
+    if model_path:
+        return Path(model_path).expanduser()
+    from lsmdepth_ros.resources import default_model_path
+
+    return default_model_path()
+
+
+class DepthEstimator:
+    """Pre-processing, the network, disparity -> depth, scale policy and clipping."""
+
+    def __init__(self, options: EstimatorOptions | None = None,
+                 say: Callable[[str], None] | None = None):
+        self.options = options or EstimatorOptions()
+        self._say = say or log.warning
+        path = resolve_model_path(self.options.model_path)
+        if not path.exists():
+            raise ModelLoadError(f"model file '{path}' does not exist; set model_path to a "
+                                 "checkpoint (.pt), a Lite-Mono folder or an .onnx file")
+        self.model_path = path
+        backend = self.options.backend
+        if backend == "auto":
+            backend = "onnxruntime" if path.suffix.lower() == ".onnx" else "torch"
+        o = self.options
+        if backend == "torch":
+            if path.suffix.lower() == ".onnx":
+                raise ModelLoadError(f"'{path}' is an ONNX file; use backend 'onnxruntime' or "
+                                     "'auto' for it")
+            self._net = _TorchBackend(path, o.device, o.fp16, o.num_threads, self._say)
+        else:
+            if path.suffix.lower() != ".onnx":
+                raise ModelLoadError(f"backend 'onnxruntime' needs an .onnx file, got '{path}'; "
+                                     "export one with `lsmdepth export` or use backend 'torch'")
+            self._net = _OnnxBackend(path, o.device, o.fp16, o.num_threads, o.trt_cache_dir,
+                                     self._say)
+        w, h = self._net.input_size
+        self._batch = np.empty((1, 3, h, w), dtype=np.float32)
+        self._lock = threading.Lock()
+        self._scale: ScalePolicy = make_scale_policy(o.scale)
+
+    # -- facts -------------------------------------------------------------------------------
+    @property
+    def backend(self) -> str:
+        return self._net.name
+
+    @property
+    def device(self) -> str:
+        return self._net.device_name
+
+    @property
+    def model_name(self) -> str:
+        return self._net.model_name
+
+    @property
+    def network_size(self) -> tuple[int, int]:
+        """(width, height) of the network input."""
+        return self._net.input_size
+
+    @property
+    def depth_range(self) -> DepthRange:
+        return self._net.depth_range
+
+    @property
+    def scale_policy(self) -> ScalePolicy:
+        return self._scale
+
+    def update_options(self, options: EstimatorOptions) -> None:
+        """Apply live-changeable options (clip range, scale); the rest needs a new estimator."""
+        with self._lock:
+            self.options = options
+            self._scale = self._scale.with_options(options.scale)
+
+    def output_size(self, input_size: tuple[int, int]) -> tuple[int, int]:
+        return input_size if self.options.output_resolution == "input" else self.network_size
+
+    # -- steps -------------------------------------------------------------------------------
+    def preprocess(self, image: np.ndarray, encoding: str = "rgb8") -> tuple[np.ndarray, np.ndarray]:
+        """Resize + convert to RGB; returns (the network's RGB uint8 image, batch [1,3,H,W])."""
+        channels, code = _check_image(image, encoding)
+        w, h = self.network_size
+        if image.shape[1] != w or image.shape[0] != h:
+            shrinking = image.shape[1] > w and image.shape[0] > h
+            interp = (cv2.INTER_AREA if self.options.interpolation == "area" and shrinking
+                      else cv2.INTER_LINEAR)
+            small = cv2.resize(image, (w, h), interpolation=interp)
+        else:
+            small = image
+        small = small.reshape(h, w, channels)
+        rgb = small if code is None else cv2.cvtColor(small if channels > 1 else small[..., 0], code)
+        rgb = np.ascontiguousarray(rgb)
+        np.multiply(rgb.transpose(2, 0, 1), np.float32(1.0 / 255.0), out=self._batch[0],
+                    casting="unsafe")
+        return rgb, self._batch
+
+    def predict_disparity(self, batch: np.ndarray) -> np.ndarray:
+        """Sigmoid disparity [H, W] at the network size."""
+        return self._net(batch)
+
+    def run(self, image: np.ndarray, encoding: str = "rgb8", K: np.ndarray | None = None
+            ) -> DepthResult:
+        """Depth for one image; `K` (3x3, at the image's resolution) enables the ground fit and
+        is returned rescaled to the depth's resolution."""
+        t0 = time.perf_counter()
+        with self._lock:
+            options, policy = self.options, self._scale
+        in_size = (image.shape[1], image.shape[0])
+        rgb, batch = self.preprocess(image, encoding)
+        t1 = time.perf_counter()
+        disp = self.predict_disparity(batch)
+        t2 = time.perf_counter()
+        rng = self.depth_range
+        net_size = self.network_size
+        K_net = None if K is None else scale_intrinsics(K, in_size, net_size)
+        depth_net = (disp_to_depth(disp, rng.min_depth, rng.max_depth)[1]
+                     if policy.needs_depth else None)
+        factor = policy.update(depth_net, K_net)
+        if options.output_resolution == "input" and in_size != net_size:
+            disp = cv2.resize(disp, in_size, interpolation=cv2.INTER_LINEAR)
+            K_out = None if K is None else np.array(K, dtype=np.float64)
+        else:
+            K_out = K_net
+        depth = self._to_depth(disp, factor, options)
+        t3 = time.perf_counter()
+        timings = {"preprocess": (t1 - t0) * 1e3, "network": (t2 - t1) * 1e3,
+                   "postprocess": (t3 - t2) * 1e3, "total": (t3 - t0) * 1e3}
+        return DepthResult(depth=depth, K=K_out, scale=factor, network_rgb=rgb, timings_ms=timings)
+
+    def estimate(self, image: np.ndarray, encoding: str = "rgb8",
+                 K: np.ndarray | None = None) -> np.ndarray:
+        """Depth in metres (float32, NaN invalid) at the output resolution."""
+        return self.run(image, encoding, K).depth
+
+    def _to_depth(self, disp: np.ndarray, factor: float, options: EstimatorOptions) -> np.ndarray:
+        rng = self.depth_range
+        depth = disp_to_depth(disp, rng.min_depth, rng.max_depth)[1].astype(np.float32, copy=False)
+        if factor != 1.0:
+            depth *= np.float32(factor)
+        lo, hi = options.clip_min_depth, options.clip_max_depth
+        if lo > 0 or hi > 0:
+            bad = ~(depth >= lo) if lo > 0 else np.zeros(depth.shape, bool)
+            if hi > 0:
+                bad |= depth > hi
+            depth[bad] = np.nan
+        return depth
+
+
+# ----------------------------------------------------------------------------------------------
+# visualisation
+
+COLORMAPS = {"turbo": cv2.COLORMAP_TURBO, "magma": cv2.COLORMAP_MAGMA,
+             "inferno": cv2.COLORMAP_INFERNO, "plasma": cv2.COLORMAP_PLASMA,
+             "viridis": cv2.COLORMAP_VIRIDIS, "jet": cv2.COLORMAP_JET}
+
+
+def colorize_depth(depth: np.ndarray, colormap: str = "magma") -> np.ndarray:
+    """bgr8 picture of a depth image: inverse depth (near = bright), 2..98 % range, NaN black."""
+    if colormap not in COLORMAPS:
+        raise ValueError(f"colour map '{colormap}' is unknown; expected one of "
+                         f"{', '.join(COLORMAPS)}")
+    with np.errstate(divide="ignore", invalid="ignore"):
+        inv = np.float32(1.0) / depth
+    valid = np.isfinite(inv) & (inv > 0)
+    sample = inv[::4, ::4][valid[::4, ::4]]
+    if sample.size == 0:
+        return np.zeros(depth.shape + (3,), np.uint8)
+    lo, hi = np.percentile(sample, (2.0, 98.0))
+    span = max(float(hi - lo), 1e-6)
+    scaled = (inv - np.float32(lo)) * np.float32(255.0 / span)
+    np.clip(scaled, 0, 255, out=scaled)
+    scaled[~valid] = 0
+    bgr = cv2.applyColorMap(scaled.astype(np.uint8), COLORMAPS[colormap])
+    bgr[~valid] = 0
+    return bgr

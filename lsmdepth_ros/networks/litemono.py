@@ -1,0 +1,149 @@
+"""Lite-Mono encoder (Zhang et al., CVPR 2023), state-dict compatible with the official code.
+
+Variants: ``lite-mono`` (dims 48/80/128, depths 4/4/10), ``lite-mono-small`` (48/80/128,
+4/4/7), ``lite-mono-tiny`` (32/64/128, 4/4/7), ``lite-mono-8m`` (64/128/224, 4/4/10). With the
+3-scale decoder they have exactly 3,074,747 / 2,476,859 / 2,147,659 / 8,775,851 parameters.
+
+Dilation rule for any input size (a multiple of 32). The reference only defines dilation rates
+for 640x192 ([1, 2, 3] per CDC group) and 1024x320 ([1, 2, 5], larger receptive field). We use
+the table of the official resolution *nearest in log pixel count*: inputs with H*W below
+sqrt(640*192 * 1024*320) ~= 200,659 px (e.g. 640x192, 320x96, 832x256) use the 640x192 table,
+larger ones (1024x320, 1280x384) the 1024x320 table. ``lite-mono-8m`` uses the 640x192 table at
+both sizes, as the reference does. Pass ``dilations="640x192"`` or ``"1024x320"`` to pin a table
+(e.g. to run weights trained at one size at another). The dilations change only the sampling
+pattern, never the parameters, so any table loads any checkpoint of the same variant.
+"""
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .blocks import LGFI, DilatedConvBlock, StemConv
+
+SMALL_SIZE = (192, 640)
+LARGE_SIZE = (320, 1024)
+_PIXEL_THRESHOLD = math.sqrt(SMALL_SIZE[0] * SMALL_SIZE[1] * LARGE_SIZE[0] * LARGE_SIZE[1])
+DILATION_TABLES = ("auto", "640x192", "1024x320")
+
+
+@dataclass(frozen=True)
+class Variant:
+    dims: tuple[int, int, int]
+    depths: tuple[int, int, int]
+    small_dilations: tuple[tuple[int, ...], ...]
+    large_dilations: tuple[tuple[int, ...], ...]
+
+
+_D10_SMALL = ((1, 2, 3), (1, 2, 3), (1, 2, 3, 1, 2, 3, 2, 4, 6))
+_D10_LARGE = ((1, 2, 5), (1, 2, 5), (1, 2, 5, 1, 2, 5, 2, 4, 10))
+_D7_SMALL = ((1, 2, 3), (1, 2, 3), (1, 2, 3, 2, 4, 6))
+_D7_LARGE = ((1, 2, 5), (1, 2, 5), (1, 2, 5, 2, 4, 10))
+
+LITE_MONO_VARIANTS: dict[str, Variant] = {
+    "lite-mono": Variant((48, 80, 128), (4, 4, 10), _D10_SMALL, _D10_LARGE),
+    "lite-mono-small": Variant((48, 80, 128), (4, 4, 7), _D7_SMALL, _D7_LARGE),
+    "lite-mono-tiny": Variant((32, 64, 128), (4, 4, 7), _D7_SMALL, _D7_LARGE),
+    "lite-mono-8m": Variant((64, 128, 224), (4, 4, 10), _D10_SMALL, _D10_SMALL),
+}
+
+
+def select_dilations(variant: Variant, height: int, width: int, table: str = "auto"):
+    """The dilation table for an input size; see the module docstring for the rule."""
+    if table not in DILATION_TABLES:
+        raise ValueError(f"dilations={table!r} is not one of {DILATION_TABLES}")
+    if table == "auto":
+        table = "1024x320" if height * width >= _PIXEL_THRESHOLD else "640x192"
+    return variant.large_dilations if table == "1024x320" else variant.small_dilations
+
+
+# A block factory gets (stage index, block index within the stage) and returns the block.
+BlockFactory = Callable[[int, int], nn.Module]
+
+
+class HybridEncoder(nn.Module):
+    """The Lite-Mono encoder skeleton: a 3-conv stem at 1/2, then three stages at 1/4, 1/8, 1/16.
+
+    Each stage's input is the previous stage's input and output plus the average-pooled RGB
+    image, concatenated and downsampled by a stride-2 conv. ``make_block`` builds the blocks, so
+    Lite-Mono and LSMDepth share this skeleton (and its state-dict key names).
+    """
+
+    def __init__(self, dims: Sequence[int], depths: Sequence[int], make_block: BlockFactory,
+                 in_chans: int = 3, stem: nn.Module | None = None):
+        super().__init__()
+        self.dims = list(dims)
+        self.num_ch_enc = list(dims)
+        self.downsample_layers = nn.ModuleList([stem or nn.Sequential(
+            StemConv(in_chans, dims[0], 3, stride=2, padding=1, bn_act=True),
+            StemConv(dims[0], dims[0], 3, stride=1, padding=1, bn_act=True),
+            StemConv(dims[0], dims[0], 3, stride=1, padding=1, bn_act=True),
+        )])
+        self.stem2 = nn.Sequential(StemConv(dims[0] + in_chans, dims[0], 3, stride=2, padding=1))
+        for i in range(2):
+            self.downsample_layers.append(nn.Sequential(
+                StemConv(dims[i] * 2 + in_chans, dims[i + 1], 3, stride=2, padding=1)))
+        self.input_pool = nn.AvgPool2d(3, stride=2, padding=1)
+
+        self.stages = nn.ModuleList(
+            nn.Sequential(*[make_block(i, j) for j in range(depth)]) for i, depth in enumerate(depths))
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        x = (x - 0.45) / 0.225
+        # RGB pyramid at 1/2, 1/4, 1/8 (count_include_pad average pooling, as the reference).
+        pyramid = [self.input_pool(x)]
+        for _ in range(2):
+            pyramid.append(self.input_pool(pyramid[-1]))
+
+        x = self.downsample_layers[0](x)
+        stage_in = self.stem2(torch.cat((x, pyramid[0]), dim=1))
+        features = []
+        for i, stage in enumerate(self.stages):
+            if i > 0:
+                stage_in = self.downsample_layers[i](torch.cat((stage_in, x, pyramid[i]), dim=1))
+            x = stage(stage_in)
+            features.append(x)
+        return features
+
+
+def drop_path_rates(depths: Sequence[int], max_rate: float) -> list[float]:
+    """Linearly increasing stochastic-depth rates over all blocks (timm/Lite-Mono schedule)."""
+    return [x.item() for x in torch.linspace(0, max_rate, sum(depths))]
+
+
+class LiteMonoEncoder(HybridEncoder):
+    def __init__(self, variant: str = "lite-mono", height: int = 192, width: int = 640,
+                 drop_path_rate: float = 0.2, dilations: str = "auto",
+                 layer_scale_init: float = 1e-6, expan_ratio: int = 6):
+        if variant not in LITE_MONO_VARIANTS:
+            raise ValueError(f"unknown Lite-Mono variant {variant!r}; "
+                             f"expected one of {sorted(LITE_MONO_VARIANTS)}")
+        spec = LITE_MONO_VARIANTS[variant]
+        table = select_dilations(spec, height, width, dilations)
+        rates = drop_path_rates(spec.depths, drop_path_rate)
+        offsets = [sum(spec.depths[:i]) for i in range(3)]
+        heads = (8, 8, 8)
+
+        def make_block(stage: int, j: int) -> nn.Module:
+            dim, rate = spec.dims[stage], rates[offsets[stage] + j]
+            if j == spec.depths[stage] - 1:  # one global block closes every stage
+                return LGFI(dim, heads[stage], use_pos_emb=stage == 0, drop_path=rate,
+                            layer_scale_init=layer_scale_init, expan_ratio=expan_ratio)
+            return DilatedConvBlock(dim, table[stage][j], drop_path=rate,
+                                    layer_scale_init=layer_scale_init, expan_ratio=expan_ratio,
+                                    legacy_unused_norm=True)
+
+        super().__init__(spec.dims, spec.depths, make_block)
+        self.apply(init_encoder_weights)
+
+
+def init_encoder_weights(m: nn.Module) -> None:
+    """Lite-Mono's initialisation: Kaiming-normal (fan_out) convs/linears, unit norms."""
+    if isinstance(m, (nn.Conv2d, nn.Linear)):
+        nn.init.kaiming_normal_(m.weight, mode="fan_out", nonlinearity="relu")
+    elif isinstance(m, (nn.LayerNorm, nn.BatchNorm2d)):
+        nn.init.constant_(m.weight, 1.0)
+        nn.init.constant_(m.bias, 0.0)

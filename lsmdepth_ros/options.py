@@ -1,0 +1,68 @@
+"""Typed option dataclasses that document themselves.
+
+A field made with `option()` carries its help text, whether it may change while running
+(`live`) and its allowed values (`choices`). ROS parameters, CLI flags and config checks are
+derived from these fields, so each setting is described once.
+"""
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+
+def option(default: Any = dataclasses.MISSING, help: str = "", *, live: bool = False,
+           choices: tuple = (), default_factory: Any = dataclasses.MISSING) -> Any:
+    """A dataclass field with documentation metadata."""
+    meta = {"help": help, "live": live, "choices": tuple(choices)}
+    if default_factory is not dataclasses.MISSING:
+        return dataclasses.field(default_factory=default_factory, metadata=meta)
+    return dataclasses.field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class OptionInfo:
+    name: str          # dotted path, e.g. "scale.factor"
+    default: Any
+    type: type
+    help: str
+    live: bool
+    choices: tuple
+
+
+def iter_options(cls_or_obj: Any, prefix: str = "") -> Iterator[OptionInfo]:
+    """Flatten a (nested) options dataclass into dotted leaf options, defaults from `cls_or_obj`."""
+    obj = cls_or_obj if not isinstance(cls_or_obj, type) else cls_or_obj()
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        name = f"{prefix}{f.name}"
+        if dataclasses.is_dataclass(value):
+            yield from iter_options(value, prefix=f"{name}.")
+            continue
+        meta = f.metadata or {}
+        yield OptionInfo(name=name, default=value, type=type(value), help=meta.get("help", ""),
+                         live=bool(meta.get("live", False)), choices=tuple(meta.get("choices", ())))
+
+
+def replace_dotted(obj: Any, name: str, value: Any) -> Any:
+    """Copy of a (nested, frozen or not) dataclass with the dotted field `name` set to `value`."""
+    head, _, rest = name.partition(".")
+    if not rest:
+        return dataclasses.replace(obj, **{head: value})
+    return dataclasses.replace(obj, **{head: replace_dotted(getattr(obj, head), rest, value)})
+
+
+def get_dotted(obj: Any, name: str) -> Any:
+    for part in name.split("."):
+        obj = getattr(obj, part)
+    return obj
+
+
+def check_choices(obj: Any) -> None:
+    """Raise ValueError naming the option when a value is not one of its choices."""
+    for info in iter_options(obj):
+        value = get_dotted(obj, info.name)
+        if info.choices and value not in info.choices:
+            raise ValueError(f"option '{info.name}' is {value!r}; expected one of "
+                             f"{', '.join(map(repr, info.choices))}")
