@@ -23,7 +23,7 @@ test: $(STAMP)
 	$(PY) -m pytest -q test $(ARGS)
 
 benchmark: $(STAMP)
-	$(PY) -m lsmdepth_ros.benchmarks.models
+	$(PY) -m lsmdepth_ros.benchmarks.models $(ARGS)
 
 clean-venv:
 	rm -rf $(VENV)

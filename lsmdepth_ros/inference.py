@@ -5,8 +5,10 @@
     result = est.run(image, encoding="rgb8", K=K)                    # depth + K + timings
 
 Backends: ``torch`` (a checkpoint from `lsmdepth_ros.checkpoints`; CUDA when available, fp16
-there, else CPU) and ``onnxruntime`` (an `.onnx` from `lsmdepth_ros.onnx_export`; providers tried
-in the order TensorRT, CUDA, CPU). Both give the same depth to 1e-4 on the CPU.
+there, else CPU) and ``onnxruntime`` (an `.onnx` from `lsmdepth_ros.onnx_export`, or any other
+ONNX depth model whose input size, normalisation and output kind are declared by the
+``onnx_*`` options or embedded in the file, see `lsmdepth_ros.onnx_spec`; providers tried in
+the order TensorRT, CUDA, CPU). Both give the same depth to 1e-4 on the CPU.
 """
 from __future__ import annotations
 
@@ -22,6 +24,15 @@ import cv2
 import numpy as np
 
 from lsmdepth_ros.geometry import DepthRange, disp_to_depth, scale_intrinsics
+from lsmdepth_ros.onnx_spec import (
+    INPUT_FORMATS,
+    OUTPUT_KINDS,
+    output_map,
+    output_to_depth,
+    parse_triple,
+    prepare_input,
+    resolve_spec,
+)
 from lsmdepth_ros.options import check_choices, option
 from lsmdepth_ros.scale import ScaleOptions, ScalePolicy, make_scale_policy
 
@@ -70,11 +81,39 @@ class EstimatorOptions:
                                    "(0: no lower clip)", live=True)
     clip_max_depth: float = option(0.0, "Depth beyond this many metres is published as NaN "
                                    "(0: no upper clip)", live=True)
+    onnx_input_width: int = option(0, "Input width of an ONNX model without lsmdepth metadata "
+                                   "and with a variable input size (0: from the file)")
+    onnx_input_height: int = option(0, "Input height of such an ONNX model (0: from the file)")
+    onnx_input_format: str = option("auto", "Channel order and pixel range an ONNX model takes "
+                                    "before normalisation ('auto': the file's metadata, else "
+                                    "rgb01)", choices=("auto",) + INPUT_FORMATS)
+    onnx_mean: str = option("", "Per-channel mean subtracted from an ONNX model's input, three "
+                            "comma-separated numbers in its pixel range, e.g. "
+                            "'0.485,0.456,0.406' (empty: the file's metadata, else none)")
+    onnx_std: str = option("", "Per-channel std dividing an ONNX model's input, e.g. "
+                           "'0.229,0.224,0.225' (empty: the file's metadata, else none)")
+    onnx_output: str = option("auto", "What an ONNX model outputs: sigmoid_disparity, depth, "
+                              "disparity or inverse_depth ('auto': the file's metadata)",
+                              choices=("auto",) + OUTPUT_KINDS)
+    onnx_output_scale: float = option(0.0, "ONNX output scale: depth = scale * value, "
+                                      "1 / (scale * value) for inverse_depth, scale / value for "
+                                      "disparity (0: the file's metadata, else 1)")
+    onnx_min_depth: float = option(0.0, "Depth range of an ONNX model's sigmoid disparity, "
+                                   "lower end in metres (0: the file's metadata)")
+    onnx_max_depth: float = option(0.0, "Upper end of that range in metres (0: the file's "
+                                   "metadata)")
     scale: ScaleOptions = field(default_factory=ScaleOptions,
                                 metadata={"help": "Scale policy options (scale.*)"})
 
     def __post_init__(self) -> None:
         check_choices(self)
+        for text, what in ((self.onnx_mean, "onnx_mean"), (self.onnx_std, "onnx_std")):
+            if text:
+                parse_triple(text, what)
+        if min(self.onnx_input_width, self.onnx_input_height, self.onnx_output_scale,
+               self.onnx_min_depth, self.onnx_max_depth) < 0:
+            raise ValueError("onnx_input_width/height, onnx_output_scale and onnx_min/max_depth "
+                             "must be >= 0 (0: take it from the file)")
         if self.clip_min_depth < 0 or self.clip_max_depth < 0 or not (
                 math.isfinite(self.clip_min_depth) and math.isfinite(self.clip_max_depth)):
             raise ValueError(f"clip_min_depth/clip_max_depth must be >= 0 metres (0 disables), got "
@@ -118,7 +157,8 @@ def _check_image(image: np.ndarray, encoding: str) -> tuple[int, int | None]:
 
 
 # ----------------------------------------------------------------------------------------------
-# backends: batch [1,3,H,W] float32 RGB in [0,1] -> sigmoid disparity [H,W] float32
+# backends: batch [1,3,H,W] float32 RGB in [0,1] -> the network's output map [H,W] float32
+# (sigmoid disparity for this package's models); `to_depth` turns a (resized) map into metres
 
 class _TorchBackend:
     name = "torch"
@@ -163,16 +203,21 @@ class _TorchBackend:
             disp = self.model(x)[("disp", 0)]
             return disp[0, 0].float().cpu().numpy()
 
+    def to_depth(self, disp: np.ndarray) -> np.ndarray:
+        rng = self.depth_range
+        return disp_to_depth(disp, rng.min_depth, rng.max_depth)[1].astype(np.float32, copy=False)
+
 
 class _OnnxBackend:
     name = "onnxruntime"
 
-    def __init__(self, path: Path, device: str, fp16: bool, num_threads: int, trt_cache_dir: str,
-                 say: Callable[[str], None]):
+    def __init__(self, path: Path, options: EstimatorOptions, say: Callable[[str], None]):
         import onnxruntime as ort
 
         from lsmdepth_ros.onnx_export import read_onnx_metadata
 
+        o = options
+        device, fp16, num_threads, trt_cache_dir = o.device, o.fp16, o.num_threads, o.trt_cache_dir
         available = set(ort.get_available_providers())
         wanted = ["CPUExecutionProvider"] if device == "cpu" else list(ORT_PROVIDER_ORDER)
         providers = [p for p in wanted if p in available]
@@ -203,20 +248,18 @@ class _OnnxBackend:
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         self.input_dtype = np.float16 if "float16" in inp.type else np.float32
-        self.model_name = str(meta.get("lsmdepth.model", "unknown"))
-        fmt = meta.get("lsmdepth.input_format", "rgb01")
-        out = meta.get("lsmdepth.output", "sigmoid_disparity")
-        if fmt != "rgb01" or out != "sigmoid_disparity":
-            raise ModelLoadError(f"ONNX model '{path}' takes '{fmt}' and gives '{out}'; this node "
-                                 "needs input 'rgb01' and output 'sigmoid_disparity' (lsmdepth export)")
+        self.model_name = str(meta.get("lsmdepth.model", path.stem))
         try:
-            self.input_size = (int(meta["lsmdepth.input_width"]), int(meta["lsmdepth.input_height"]))
-            self.depth_range = DepthRange(float(meta["lsmdepth.min_depth"]),
-                                          float(meta["lsmdepth.max_depth"]))
-        except KeyError as exc:
-            raise ModelLoadError(f"ONNX model '{path}' lacks the metadata key {exc}; re-export it "
-                                 "with `lsmdepth export` so the input size and depth range are "
-                                 "recorded") from exc
+            self.spec = resolve_spec(
+                path, meta, inp.shape, input_width=o.onnx_input_width,
+                input_height=o.onnx_input_height, input_format=o.onnx_input_format,
+                mean=o.onnx_mean, std=o.onnx_std, output=o.onnx_output,
+                output_scale=o.onnx_output_scale, min_depth=o.onnx_min_depth,
+                max_depth=o.onnx_max_depth)
+        except ValueError as exc:
+            raise ModelLoadError(str(exc)) from exc
+        self.input_size = self.spec.input_size
+        self.depth_range = self.spec.depth_range
         active = self.session.get_providers()
         self.device_name = active[0]
         if active[0] == "CPUExecutionProvider":
@@ -224,8 +267,12 @@ class _OnnxBackend:
                 "a low frame rate")
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
-        out = self.session.run(None, {self.input_name: batch.astype(self.input_dtype, copy=False)})
-        return np.asarray(out[0], dtype=np.float32)[0, 0]
+        x = prepare_input(batch, self.spec)
+        out = self.session.run(None, {self.input_name: x.astype(self.input_dtype, copy=False)})
+        return output_map(out[0], self.spec)
+
+    def to_depth(self, value: np.ndarray) -> np.ndarray:
+        return output_to_depth(value, self.spec)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -263,8 +310,7 @@ class DepthEstimator:
             if path.suffix.lower() != ".onnx":
                 raise ModelLoadError(f"backend 'onnxruntime' needs an .onnx file, got '{path}'; "
                                      "export one with `lsmdepth export` or use backend 'torch'")
-            self._net = _OnnxBackend(path, o.device, o.fp16, o.num_threads, o.trt_cache_dir,
-                                     self._say)
+            self._net = _OnnxBackend(path, o, self._say)
         w, h = self._net.input_size
         self._batch = np.empty((1, 3, h, w), dtype=np.float32)
         self._lock = threading.Lock()
@@ -325,8 +371,13 @@ class DepthEstimator:
         return rgb, self._batch
 
     def predict_disparity(self, batch: np.ndarray) -> np.ndarray:
-        """Sigmoid disparity [H, W] at the network size."""
+        """The network's output map [H, W] at the network size: the sigmoid disparity for this
+        package's models, else the ONNX model's declared output kind (`output_to_depth`)."""
         return self._net(batch)
+
+    def output_to_depth(self, value: np.ndarray) -> np.ndarray:
+        """A `predict_disparity` map (or a resized one) -> depth in metres, before scaling."""
+        return self._net.to_depth(value)
 
     def run(self, image: np.ndarray, encoding: str = "rgb8", K: np.ndarray | None = None
             ) -> DepthResult:
@@ -340,11 +391,9 @@ class DepthEstimator:
         t1 = time.perf_counter()
         disp = self.predict_disparity(batch)
         t2 = time.perf_counter()
-        rng = self.depth_range
         net_size = self.network_size
         K_net = None if K is None else scale_intrinsics(K, in_size, net_size)
-        depth_net = (disp_to_depth(disp, rng.min_depth, rng.max_depth)[1]
-                     if policy.needs_depth else None)
+        depth_net = self._net.to_depth(disp) if policy.needs_depth else None
         factor = policy.update(depth_net, K_net)
         if options.output_resolution == "input" and in_size != net_size:
             disp = cv2.resize(disp, in_size, interpolation=cv2.INTER_LINEAR)
@@ -363,8 +412,7 @@ class DepthEstimator:
         return self.run(image, encoding, K).depth
 
     def _to_depth(self, disp: np.ndarray, factor: float, options: EstimatorOptions) -> np.ndarray:
-        rng = self.depth_range
-        depth = disp_to_depth(disp, rng.min_depth, rng.max_depth)[1].astype(np.float32, copy=False)
+        depth = self._net.to_depth(disp)
         if factor != 1.0:
             depth *= np.float32(factor)
         lo, hi = options.clip_min_depth, options.clip_max_depth

@@ -12,6 +12,7 @@ BENCHMARKS = {
     "models": "lsmdepth_ros.benchmarks.models",
     "training": "lsmdepth_ros.benchmarks.training",
     "node": "lsmdepth_ros.benchmarks.node",
+    "supervision": "lsmdepth_ros.benchmarks.supervision",
 }
 
 

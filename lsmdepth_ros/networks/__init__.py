@@ -4,7 +4,8 @@
     disp = model(images)[("disp", 0)]        # images [B,3,H,W] RGB in [0,1]; sigmoid disparity
 
 Registered depth models: ``lsmdepth`` (default), ``lsmdepth-official``, ``lite-mono``,
-``lite-mono-small``, ``lite-mono-tiny``, ``lite-mono-8m``. Every model is fully convolutional:
+``lite-mono-small``, ``lite-mono-tiny``, ``lite-mono-8m`` (3 output scales) and ``dna-depth-b0``,
+``dna-depth-b1`` (EfficientNet + neighbour aggregation, 4 scales). Every model is fully convolutional:
 ``height``/``width`` (multiples of 32) pick the dilation table and are recorded in ``.options``
 as the training/deployment size, but any multiple of 32 runs.
 """
@@ -18,6 +19,7 @@ import torch
 from torch import nn
 
 from .decoder import DepthDecoder
+from .dnadepth import DNA_VARIANTS, build_dna_depth
 from .litemono import DILATION_TABLES, LITE_MONO_VARIANTS, LiteMonoEncoder
 from .lsmdepth import LSMDepthEncoder
 from .lsmdepth_official import (
@@ -49,6 +51,15 @@ class LSMDepthOptions(DepthModelOptions):
 @dataclass
 class OfficialLSMDepthOptions(DepthModelOptions):
     variant: str = "light"          # the official --model: light, light-s, light-t, light-m
+
+
+@dataclass
+class DNADepthOptions:
+    """DNA-Depth options (no dilation table: the EfficientNet encoder has none)."""
+    height: int = 192
+    width: int = 640
+    drop_path_rate: float = 0.2     # EfficientNet stochastic depth (the reference's 0.2)
+    decoder_dropout: float = 0.5    # dropout on the two deepest levels, as the reference
 
 
 class DepthModel(nn.Module):
@@ -95,10 +106,17 @@ def _lsmdepth_official(o: OfficialLSMDepthOptions):
     return enc, OfficialLSMDepthDecoder(enc.num_ch_enc, NUM_SCALES)
 
 
-_REGISTRY: dict[str, tuple[type[DepthModelOptions], Callable]] = {
+def _dna_depth(variant: str) -> Callable[[DNADepthOptions], tuple[nn.Module, nn.Module]]:
+    def build(o: DNADepthOptions):
+        return build_dna_depth(variant, o.drop_path_rate, o.decoder_dropout)
+    return build
+
+
+_REGISTRY: dict[str, tuple[type, Callable]] = {
     "lsmdepth": (LSMDepthOptions, _lsmdepth),
     "lsmdepth-official": (OfficialLSMDepthOptions, _lsmdepth_official),
     **{name: (DepthModelOptions, _lite_mono(name)) for name in LITE_MONO_VARIANTS},
+    **{name: (DNADepthOptions, _dna_depth(name)) for name in DNA_VARIANTS},
 }
 
 
@@ -106,7 +124,7 @@ def available_models() -> list[str]:
     return list(_REGISTRY)
 
 
-def model_options_type(name: str) -> type[DepthModelOptions]:
+def model_options_type(name: str) -> type:
     """The options dataclass of a registered model (for CLI flags and configs)."""
     _check_name(name)
     return _REGISTRY[name][0]
@@ -151,7 +169,7 @@ def count_parameters(model: nn.Module) -> int:
 
 
 __all__ = [
-    "DEFAULT_MODEL", "DepthModel", "DepthModelOptions", "LSMDepthOptions",
+    "DEFAULT_MODEL", "DNADepthOptions", "DepthModel", "DepthModelOptions", "LSMDepthOptions",
     "OfficialLSMDepthOptions", "PoseNet", "available_models", "build_depth_model",
     "build_pose_model", "count_parameters", "model_options_type",
 ]

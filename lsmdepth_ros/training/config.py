@@ -19,6 +19,8 @@ import yaml
 from lsmdepth_ros.geometry import DepthRange
 from lsmdepth_ros.io_utils import atomic_write_text
 
+POSE_SOURCES = ("network", "dataset")
+SUPERVISION_MODES = ("self", "supervised", "self+lidar", "distill")  # see training/objectives.py
 DATA_KINDS = ("synthetic", "kitti", "folder", "bag")
 
 
@@ -39,7 +41,17 @@ class TrainConfig:
     data_path: str = ""             # dataset root / bag; synthetic: a cache folder or "" (memory)
     data_options: dict = field(default_factory=dict)    # passed to the dataset builder
     frame_ids: list = field(default_factory=lambda: [0, -1, 1])
+    # Where the camera motion between frames comes from: "network" (PoseNet, fully
+    # self-supervised) or "dataset" (the sample's ("pose_gt", i): odometry or the synthetic
+    # generator's exact poses; depth is then learnt at metric scale and PoseNet is not trained)
+    pose_source: str = "network"
     augment: bool = True            # monodepth2 colour jitter + horizontal flips
+    # What the depth network learns from (training/objectives.py): "self" (photometric),
+    # "supervised" (SigLoss on dense depth_gt; only frame 0 is loaded), "self+lidar"
+    # (photometric + sparse depth), "distill" (a teacher's depth, + photometric when frame_ids
+    # has sources); supervision_options holds the mode's keys (objectives.SupervisionOptions)
+    supervision: str = "self"
+    supervision_options: dict = field(default_factory=dict)
     batch_size: int = 12            # per process
     num_workers: int = 2
 
@@ -88,10 +100,24 @@ class TrainConfig:
         if self.height % 32 or self.width % 32 or self.height <= 0 or self.width <= 0:
             errors.append(f"height and width must be positive multiples of 32 (the encoder "
                           f"downsamples 32x), got {self.height}x{self.width}")
-        if not self.frame_ids or self.frame_ids[0] != 0 or len(self.frame_ids) < 2 \
+        if self.pose_source not in POSE_SOURCES:
+            errors.append(f"pose_source must be one of {POSE_SOURCES}, got {self.pose_source!r}")
+        needs_sources = self.supervision in ("self", "self+lidar")
+        if not self.frame_ids or self.frame_ids[0] != 0 \
+                or (needs_sources and len(self.frame_ids) < 2) \
                 or len(set(self.frame_ids)) != len(self.frame_ids):
             errors.append(f"frame_ids must start with 0 (the target) followed by distinct "
                           f"source offsets such as [0, -1, 1], got {self.frame_ids}")
+        if self.supervision not in SUPERVISION_MODES:
+            errors.append(f"supervision must be one of {SUPERVISION_MODES}, got "
+                          f"{self.supervision!r}")
+        else:
+            from lsmdepth_ros.training.objectives import check_supervision
+
+            try:
+                check_supervision(self.supervision, self.supervision_options)
+            except ValueError as exc:
+                errors.append(str(exc))
         if self.data_kind not in DATA_KINDS:
             errors.append(f"data_kind must be one of {DATA_KINDS}, got {self.data_kind!r}")
         for name in ("batch_size", "steps", "checkpoint_interval", "max_nonfinite_steps",
@@ -121,6 +147,9 @@ class TrainConfig:
 
     @property
     def source_frame_ids(self) -> list[int]:
+        """The source frames the photometric loss uses (none in supervised mode)."""
+        if self.supervision == "supervised":
+            return []
         return [int(f) for f in self.frame_ids[1:]]
 
     # ------------------------------------------------------------------------------------------

@@ -37,6 +37,13 @@ from lsmdepth_ros.io_utils import atomic_path
 from lsmdepth_ros.training import distributed as dist_utils
 from lsmdepth_ros.training.config import TrainConfig
 from lsmdepth_ros.training.losses import LossOptions, LossResult, SelfSupervisedLoss
+from lsmdepth_ros.training.objectives import (
+    TrainingObjective,
+    check_supervision,
+    collate_samples,
+    needs_depth,
+    uses_photometric,
+)
 from lsmdepth_ros.training.schedule import warmup_cosine_restarts
 
 log = logging.getLogger(__name__)
@@ -61,8 +68,11 @@ class DepthPoseNet(nn.Module):
         super().__init__()
         self.depth, self.pose, self.source_ids = depth, pose, list(source_ids)
 
-    def forward(self, target: torch.Tensor, sources: Mapping[int, torch.Tensor]):
+    def forward(self, target: torch.Tensor, sources: Mapping[int, torch.Tensor],
+                known_poses: Mapping[int, torch.Tensor] | None = None):
         disps = self.depth(target)
+        if known_poses is not None:  # motion from odometry / the data set: no PoseNet
+            return disps, dict(known_poses)
         poses = {}
         for f in self.source_ids:
             # monodepth2: frames always in temporal order; invert the motion for past frames
@@ -84,6 +94,8 @@ class Batch:
     K: torch.Tensor
     inv_K: torch.Tensor
     target_pyramid: dict[int, torch.Tensor]
+    known_poses: dict[int, torch.Tensor] | None = None   # ("pose_gt", i) when the data has it
+    extras: dict[str, torch.Tensor] = field(default_factory=dict)  # "depth_gt", labels, ...
 
     @classmethod
     def from_sample(cls, sample: Mapping, source_ids: list[int], num_scales: int,
@@ -102,7 +114,11 @@ class Batch:
                    target_aug=get(("color_aug", 0, 0), ("color", 0, 0)),
                    sources={f: get(("color", f, 0)) for f in source_ids},
                    sources_aug={f: get(("color_aug", f, 0), ("color", f, 0)) for f in source_ids},
-                   K=get(("K", 0)), inv_K=get(("inv_K", 0)), target_pyramid=pyramid)
+                   K=get(("K", 0)), inv_K=get(("inv_K", 0)), target_pyramid=pyramid,
+                   known_poses={f: sample[("pose_gt", f)].to(device) for f in source_ids}
+                   if all(("pose_gt", f) in sample for f in source_ids) else None,
+                   extras={k: v for k, v in sample.items()
+                           if isinstance(k, str) and isinstance(v, torch.Tensor)})
 
 
 def unused_parameters(net: DepthPoseNet, height: int, width: int) -> list[str]:
@@ -225,11 +241,19 @@ def build_datasets(config: TrainConfig, num_scales: int) -> tuple[Dataset, Datas
                else ds.AugmentOptions(color_prob=0.0, flip_prob=0.0))
     opts = dict(config.data_options)
     common = {"height": config.height, "width": config.width}
-    train_kw = {**common, "frame_ids": tuple(int(f) for f in config.frame_ids),
+    train_kw = {**common, "frame_ids": (0, *config.source_frame_ids),
                 "num_scales": num_scales, "is_train": True, "augment": augment}
     # held-out: target frame only, never augmented
     val_kw = {**common, "frame_ids": (0,), "num_scales": 1, "is_train": False}
     kind, path = config.data_kind, config.data_path
+    train_depth = needs_depth(config.supervision)   # supervised / self+lidar need "depth_gt"
+    if train_depth:
+        if kind in ("folder", "bag"):
+            raise ValueError(f"supervision {config.supervision!r} needs ground-truth depth, which "
+                             f"data_kind {kind!r} does not provide; use synthetic or kitti data "
+                             "(velodyne or annotated depth)")
+        if kind != "synthetic" or path:
+            train_kw["load_depth"] = True
 
     if kind == "synthetic" and not path:
         frames = int(opts.pop("frames_per_sequence", 100))
@@ -239,7 +263,7 @@ def build_datasets(config: TrainConfig, num_scales: int) -> tuple[Dataset, Datas
         if seed == val_seed:
             raise ValueError("data_options seed and val_seed must differ: the held-out drives "
                              "must not be the training drives")
-        train = ds.SyntheticDataset(train_seqs, frames, seed=seed, load_depth=False,
+        train = ds.SyntheticDataset(train_seqs, frames, seed=seed, load_depth=train_depth,
                                     cache_frames=cache, **train_kw, **opts)
         val = ds.SyntheticDataset(val_seqs, frames, seed=val_seed, load_depth=True,
                                   cache_frames=0, **val_kw, **opts) if val_seqs > 0 else None
@@ -301,7 +325,7 @@ class Trainer:
             # checkpoint compatibility); DDP must then look for unused parameters every step.
             unused = unused_parameters(net, cfg.height, cfg.width)
             net = nn.parallel.DistributedDataParallel(net, device_ids=ids,
-                                                      find_unused_parameters=bool(unused))
+                                                      find_unused_parameters=bool(unused) or cfg.pose_source == "dataset")
         self.net = net
 
         self.optimizers = {
@@ -322,6 +346,12 @@ class Trainer:
             min_depth=cfg.min_depth, max_depth=cfg.max_depth, ssim_weight=cfg.ssim_weight,
             smoothness_weight=cfg.smoothness_weight, automask=cfg.automask,
             automask_noise=cfg.automask_noise))
+        # the supervision mode's other terms (depth, LiDAR, teacher, semantics): objectives.py
+        self.use_photometric = uses_photometric(cfg.supervision, len(self.source_ids))
+        self.objective = TrainingObjective(
+            cfg.supervision, check_supervision(cfg.supervision, cfg.supervision_options),
+            min_depth=cfg.min_depth, max_depth=cfg.max_depth, device=self.device,
+            seed=cfg.seed + self.dist.rank)
 
         if train_dataset is None:
             train_dataset, built_val = build_datasets(cfg, self.num_scales)
@@ -402,21 +432,36 @@ class Trainer:
         return DataLoader(self.train_dataset, batch_size=cfg.batch_size, sampler=self.sampler,
                           num_workers=cfg.num_workers, drop_last=True,
                           pin_memory=self.device.type == "cuda", generator=generator,
-                          worker_init_fn=seed_worker, persistent_workers=False)
+                          worker_init_fn=seed_worker, persistent_workers=False,
+                          collate_fn=collate_samples)
 
     # -- one step -------------------------------------------------------------------------
     def forward(self, batch: Batch) -> tuple[dict, dict]:
         """Disparities {("disp", s)} and poses {frame_id: T} for a batch (float32)."""
         with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
-            disps, poses = self.net(batch.target_aug, batch.sources_aug)
+            if self.config.pose_source == "dataset":
+                if batch.known_poses is None:
+                    raise ValueError("pose_source 'dataset' needs samples with ('pose_gt', i) "
+                                     "for every source frame (synthetic data has them); use "
+                                     "pose_source 'network' for data without known motion")
+                disps, poses = self.net(batch.target_aug, batch.sources_aug, batch.known_poses)
+            else:
+                disps, poses = self.net(batch.target_aug, batch.sources_aug)
         # the loss (SSIM, warping) runs in float32 even under AMP
         return ({k: v.float() for k, v in disps.items()},
                 {k: v.float() for k, v in poses.items()})
 
     def compute_loss(self, batch: Batch) -> LossResult:
         disps, poses = self.forward(batch)
-        return self.loss_fn(disps, batch.target, batch.sources, poses, batch.K, batch.inv_K,
-                            batch.target_pyramid)
+        return self.loss_of(batch, disps, poses)
+
+    def loss_of(self, batch: Batch, disps: dict, poses: dict) -> LossResult:
+        """The configured supervision's loss: photometric (when used) + the objective's terms."""
+        photometric = None
+        if self.use_photometric:
+            photometric = self.loss_fn(disps, batch.target, batch.sources, poses, batch.K,
+                                       batch.inv_K, batch.target_pyramid)
+        return self.objective(disps, batch.target, batch.extras, self.step, photometric)
 
     def train_step(self, sample: Mapping) -> StepOutput:
         """Forward, loss, backward and optimiser update on one batch (all ranks together)."""
@@ -424,8 +469,7 @@ class Trainer:
         self.net.train()
         batch = Batch.from_sample(sample, self.source_ids, self.num_scales, self.device)
         disps, poses = self.forward(batch)
-        result = self.loss_fn(disps, batch.target, batch.sources, poses, batch.K, batch.inv_K,
-                              batch.target_pyramid)
+        result = self.loss_of(batch, disps, poses)
         loss = result.total
         # agree across ranks on the mean loss and on whether any rank saw a non-finite one
         stats = torch.stack([loss.detach().float(),
@@ -653,7 +697,8 @@ class Trainer:
             tb.add_scalar("loss/total", out.loss, self.step)
             if out.result is not None:
                 for s, v in out.result.per_scale.items():
-                    tb.add_scalar(f"loss/scale_{s}", float(v.detach()), self.step)
+                    name = f"scale_{s}" if isinstance(s, int) else s   # or depth/distill/...
+                    tb.add_scalar(f"loss/{name}", float(v.detach()), self.step)
         for name, lr in self.lrs().items():
             tb.add_scalar(f"lr/{name}", lr, self.step)
         tb.add_scalar("train/nonfinite_steps", self.nonfinite_total, self.step)
