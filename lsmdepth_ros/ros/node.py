@@ -102,7 +102,13 @@ class DepthNode(Node):
         opts = self._params.node
         logger = self.get_logger()
         # Raises ModelLoadError with a message for people; main() turns it into exit code 2.
-        self.estimator = DepthEstimator(self._params.estimator, say=logger.warning)
+        # Destroy the half-built node first: leaving its handles to the garbage collector
+        # after rclpy shuts down can crash the interpreter on exit.
+        try:
+            self.estimator = DepthEstimator(self._params.estimator, say=logger.warning)
+        except BaseException:
+            self.destroy_node()
+            raise
         logger.info(f"model '{self.estimator.model_name}' from {self.estimator.model_path} on "
                     f"{self.estimator.backend}/{self.estimator.device}, network input "
                     f"{self.estimator.network_size[0]}x{self.estimator.network_size[1]}, scale "
