@@ -640,9 +640,11 @@ class Trainer:
             return None
         cfg = self.config
         extra = {"config": cfg.to_dict(), "steps": self.step,
-                 "metrics": {k: float(v) for k, v in (metrics or {}).items()},
-                 "pose_state_dict": {k: v.detach().cpu() for k, v in self.pose.state_dict().items()},
-                 "pose_options": dict(getattr(self.pose, "options", {}))}
+                 "metrics": {k: float(v) for k, v in (metrics or {}).items()}}
+        if cfg.pose_source == "network":  # with known motion PoseNet was never trained
+            extra["pose_state_dict"] = {k: v.detach().cpu()
+                                        for k, v in self.pose.state_dict().items()}
+            extra["pose_options"] = dict(getattr(self.pose, "options", {}))
         return save_checkpoint(self.run_dir / FINAL_NAME, self.depth, min_depth=cfg.min_depth,
                                max_depth=cfg.max_depth, extra=extra)
 
