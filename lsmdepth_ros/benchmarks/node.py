@@ -47,10 +47,8 @@ def _median_ms(fn, repeats: int) -> float:
 def _model_path(arg: str | None, workdir: Path) -> Path:
     if arg:
         return Path(arg)
-    from lsmdepth_ros.resources import default_model_path
-
-    if default_model_path().exists():
-        return default_model_path()
+    # The shipped weights run at 192x64; the targets are stated at 640x192, so time a
+    # randomly initialised lsmdepth at that size (the cost does not depend on the weights).
     import torch
 
     from lsmdepth_ros.checkpoints import save_checkpoint
@@ -64,8 +62,8 @@ def _model_path(arg: str | None, workdir: Path) -> Path:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--model", help="checkpoint or .onnx at 640x192 (default: the shipped "
-                        "weights, else a randomly initialised lsmdepth)")
+    parser.add_argument("--model", help="checkpoint or .onnx (default: a randomly initialised "
+                        "lsmdepth at 640x192)")
     parser.add_argument("--frames", type=int, default=10_000,
                         help="frames of the non-network path for the memory check")
     parser.add_argument("--network-frames", type=int, default=10)
