@@ -432,18 +432,26 @@ COLORMAPS = {"turbo": cv2.COLORMAP_TURBO, "magma": cv2.COLORMAP_MAGMA,
              "viridis": cv2.COLORMAP_VIRIDIS, "jet": cv2.COLORMAP_JET}
 
 
-def colorize_depth(depth: np.ndarray, colormap: str = "magma") -> np.ndarray:
-    """bgr8 picture of a depth image: inverse depth (near = bright), 2..98 % range, NaN black."""
+def colorize_depth(depth: np.ndarray, colormap: str = "magma", vmin: float | None = None,
+                   vmax: float | None = None) -> np.ndarray:
+    """bgr8 picture of a depth image: inverse depth (near = bright), NaN black.
+
+    The colour range is the 2..98 % of the frame's inverse depth, or fixed by depth limits
+    `vmin` / `vmax` in metres (one range shared by several images, so their colours compare).
+    """
     if colormap not in COLORMAPS:
         raise ValueError(f"colour map '{colormap}' is unknown; expected one of "
                          f"{', '.join(COLORMAPS)}")
     with np.errstate(divide="ignore", invalid="ignore"):
-        inv = np.float32(1.0) / depth
+        inv = np.float32(1.0) / np.asarray(depth, dtype=np.float32)
     valid = np.isfinite(inv) & (inv > 0)
-    sample = inv[::4, ::4][valid[::4, ::4]]
-    if sample.size == 0:
-        return np.zeros(depth.shape + (3,), np.uint8)
-    lo, hi = np.percentile(sample, (2.0, 98.0))
+    if vmin is not None and vmax is not None:
+        lo, hi = 1.0 / max(float(vmax), 1e-3), 1.0 / max(float(vmin), 1e-3)
+    else:
+        sample = inv[::4, ::4][valid[::4, ::4]]
+        if sample.size == 0:
+            return np.zeros(inv.shape + (3,), np.uint8)
+        lo, hi = np.percentile(sample, (2.0, 98.0))
     span = max(float(hi - lo), 1e-6)
     scaled = (inv - np.float32(lo)) * np.float32(255.0 / span)
     np.clip(scaled, 0, 255, out=scaled)

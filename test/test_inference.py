@@ -329,6 +329,21 @@ def test_colorize_depth_maps_near_bright_far_dark_nan_black():
         colorize_depth(depth, "rainbow-unicorn")
 
 
+def test_colorize_depth_with_fixed_limits_is_shared_across_images():
+    lut = cv2.applyColorMap(np.arange(256, dtype=np.uint8)[:, None], cv2.COLORMAP_MAGMA)[:, 0]
+    near_far = np.array([[2.0, 50.0, 8.0]], np.float32)
+    other = np.array([[8.0, 3.0, 100.0]], np.float32)
+    a = colorize_depth(near_far, vmin=2.0, vmax=50.0)
+    b = colorize_depth(other, vmin=2.0, vmax=50.0)
+    np.testing.assert_array_equal(a[0, 0], lut[255])      # vmin: brightest
+    np.testing.assert_array_equal(a[0, 1], lut[0])        # vmax: darkest
+    np.testing.assert_array_equal(b[0, 2], lut[0])        # beyond vmax: clipped
+    np.testing.assert_array_equal(a[0, 2], b[0, 0])       # same depth, same colour
+    # 8 m sits at (1/8 - 1/50) / (1/2 - 1/50) of the inverse-depth range
+    level = int((1 / 8 - 1 / 50) / (1 / 2 - 1 / 50) * 255)
+    assert any((a[0, 2] == lut[k]).all() for k in (level - 1, level, level + 1)), a[0, 2]
+
+
 def test_points_from_estimator_depth_reproject(estimator):
     img = _image(96, 320, seed=7)
     K = np.array([[210.0, 0, 159.5], [0, 205.0, 47.5], [0, 0, 1]])

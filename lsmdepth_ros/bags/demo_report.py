@@ -13,7 +13,7 @@ import numpy as np
 from lsmdepth_ros import bagio
 from lsmdepth_ros.bags.common import BagError, stamp_ns
 from lsmdepth_ros.bags.convert import cloud_to_points_and_colors, depth_to_metres
-from lsmdepth_ros.bags.outputs import colorize_depth, write_ply, write_png
+from lsmdepth_ros.bags.outputs import colorize_rgb, write_ply, write_png
 from lsmdepth_ros.io_utils import atomic_write_text
 
 
@@ -61,7 +61,7 @@ def _depth_pngs(recorded: Path, folder: Path) -> dict:
             valid = depth[np.isfinite(depth)]
             limits = tuple(np.percentile(valid, [5, 95])) if valid.size else (None, None)
         write_png(folder / f"depth_{i:03d}_{stamp_ns(m.msg.header)}.png",
-                  colorize_depth(depth, *limits))
+                  colorize_rgb(depth, *limits))
         written += 1
     return {"depth_png_dir": str(folder), "depth_png_count": written}
 

@@ -8,27 +8,12 @@ import numpy as np
 from lsmdepth_ros.io_utils import atomic_path, atomic_write_bytes
 
 
-def colorize_depth(depth: np.ndarray, vmin: float | None = None, vmax: float | None = None,
-                   cmap: str = "magma") -> np.ndarray:
-    """Depth in metres -> uint8 RGB [H, W, 3], near bright, far dark; invalid pixels black.
+def colorize_rgb(depth: np.ndarray, vmin: float | None = None,
+                 vmax: float | None = None) -> np.ndarray:
+    """RGB (for PNG files and matplotlib) of the node's own depth colour map."""
+    from lsmdepth_ros.inference import colorize_depth
 
-    Colours follow inverse depth (as monodepth2's figures do), so near structure gets the
-    contrast. Without limits, the 5th / 95th percentiles of the valid depth are used.
-    """
-    from matplotlib import colormaps
-
-    depth = np.asarray(depth, dtype=np.float32)
-    valid = np.isfinite(depth) & (depth > 0)
-    out = np.zeros(depth.shape + (3,), dtype=np.uint8)
-    if not valid.any():
-        return out
-    lo = float(np.percentile(depth[valid], 5)) if vmin is None else float(vmin)
-    hi = float(np.percentile(depth[valid], 95)) if vmax is None else float(vmax)
-    lo, hi = max(lo, 1e-3), max(hi, lo * (1 + 1e-6))
-    inv = 1.0 / np.clip(depth[valid], lo, hi)
-    t = (inv - 1.0 / hi) / (1.0 / lo - 1.0 / hi)
-    out[valid] = (colormaps[cmap](t)[:, :3] * 255.0 + 0.5).astype(np.uint8)
-    return out
+    return colorize_depth(depth, vmin=vmin, vmax=vmax)[..., ::-1]
 
 
 def write_png(path: str | Path, rgb: np.ndarray) -> Path:

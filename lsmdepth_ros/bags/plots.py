@@ -5,7 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lsmdepth_ros.bags.outputs import colorize_depth
+from lsmdepth_ros.bags.outputs import colorize_rgb
 from lsmdepth_ros.io_utils import atomic_path
 
 
@@ -69,8 +69,8 @@ def plot_error_map(image: np.ndarray | None, pred: np.ndarray, gt: np.ndarray, p
         gt_show[gt_show == 0] = np.nan
     err = np.full(gt.shape, np.nan, dtype=np.float32)
     err[valid] = np.abs(pred[valid] - gt[valid]) / gt[valid]
-    panels = [("predicted depth", colorize_depth(pred, lo, hi)),
-              ("ground truth", colorize_depth(gt_show, lo, hi))]
+    panels = [("predicted depth", colorize_rgb(pred, lo, hi)),
+              ("ground truth", colorize_rgb(gt_show, lo, hi))]
     if image is not None:
         panels.insert(0, ("image", cv2.resize(image, (w, h)) if image.shape[:2] != (h, w)
                           else image))
