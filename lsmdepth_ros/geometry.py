@@ -124,6 +124,22 @@ def project_points(points: np.ndarray, K) -> np.ndarray:
     return np.stack([u, v], axis=-1)
 
 
+def sparse_depth_image(u: np.ndarray, v: np.ndarray, z: np.ndarray, height: int, width: int,
+                       empty: float = np.nan) -> np.ndarray:
+    """Depth image [height, width] float32 from integer pixels (u, v) and depths z (LiDAR).
+
+    Pixels outside the image are ignored; where several points land on one pixel the nearest
+    (smallest z) wins; pixels without a point get `empty` (NaN; KITTI's files use 0).
+    """
+    u = np.asarray(u, dtype=np.int64)
+    v = np.asarray(v, dtype=np.int64)
+    ok = (u >= 0) & (v >= 0) & (u < width) & (v < height)
+    depth = np.full(height * width, np.inf)
+    np.minimum.at(depth, v[ok] * width + u[ok], np.asarray(z, dtype=np.float64)[ok])
+    depth[np.isinf(depth)] = empty
+    return depth.reshape(height, width).astype(np.float32)
+
+
 # ----------------------------------------------------------------------------------------------
 # torch: view synthesis for the self-supervised loss (monodepth2 conventions)
 

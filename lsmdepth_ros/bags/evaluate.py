@@ -219,16 +219,12 @@ def lidar_depth(points: np.ndarray, T_cam_lidar: np.ndarray, K: np.ndarray, widt
     Points are moved into the camera's optical frame, those in front of it projected through K
     (`geometry.project_points`) to the nearest pixel centre; the nearest return wins a pixel.
     """
-    from lsmdepth_ros.geometry import project_points
+    from lsmdepth_ros.geometry import project_points, sparse_depth_image
 
     cam = points @ T_cam_lidar[:3, :3].T + T_cam_lidar[:3, 3]
     cam = cam[cam[:, 2] > 1e-3]
-    uv = np.round(project_points(cam, K)).astype(np.int64)
-    ok = (uv[:, 0] >= 0) & (uv[:, 0] < width) & (uv[:, 1] >= 0) & (uv[:, 1] < height)
-    depth = np.full(height * width, np.inf)
-    np.minimum.at(depth, uv[ok, 1] * width + uv[ok, 0], cam[ok, 2])
-    depth[np.isinf(depth)] = np.nan
-    return depth.reshape(height, width).astype(np.float32)
+    uv = np.round(project_points(cam, K))
+    return sparse_depth_image(uv[:, 0], uv[:, 1], cam[:, 2], height, width)
 
 
 def _summary(rows: list[FrameRow], options: BagEvalOptions) -> dict:

@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from lsmdepth_ros.geometry import sparse_depth_image
+
 METRIC_NAMES = ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")
 
 # crops as fractions of (height, width): rows [top, bottom), columns [left, right)
@@ -263,14 +265,10 @@ def velodyne_to_depth(points: np.ndarray, P_velo_to_image: np.ndarray, height: i
     with np.errstate(divide="ignore", invalid="ignore"):
         u = np.round(proj[:, 0] / z) - 1
         v = np.round(proj[:, 1] / z) - 1
-    ok = (u >= 0) & (v >= 0) & (u < width) & (v < height) & (z > 0)
+    ok = np.isfinite(u) & np.isfinite(v) & (z > 0)
     if vel_depth:
         z = points[:, 0]
-    u, v, z = u[ok].astype(np.int64), v[ok].astype(np.int64), z[ok]
-    depth = np.full(height * width, np.inf)
-    np.minimum.at(depth, v * width + u, z)
-    depth[~np.isfinite(depth)] = 0.0
-    return depth.reshape(height, width).astype(np.float32)
+    return sparse_depth_image(u[ok], v[ok], z[ok], height, width, empty=0.0)
 
 
 def generate_depth_map(calib_dir: str | Path, velo_path: str | Path, cam: int = 2,
