@@ -5,6 +5,11 @@ import pytest
 import torch
 
 from lsmdepth_ros.geometry import scale_intrinsics
+from lsmdepth_ros.synthetic.writer import (
+    split_sequences,
+    write_kitti_layout,
+    write_synthetic_bag,
+)
 from lsmdepth_ros.training.datasets import (
     FolderSequenceDataset,
     KittiRawDataset,
@@ -14,11 +19,6 @@ from lsmdepth_ros.training.datasets import (
     synthetic_folder_dataset,
 )
 from lsmdepth_ros.training.datasets.augment import AugmentOptions
-from lsmdepth_ros.training.datasets.synthetic_writer import (
-    split_sequences,
-    write_kitti_layout,
-    write_synthetic_bag,
-)
 
 W, H = 128, 64
 SEED = 11

@@ -6,12 +6,9 @@ import pytest
 import torch
 
 from lsmdepth_ros.cli import main
+from lsmdepth_ros.metrics import EvalOptions, evaluate_depth_pairs
 from lsmdepth_ros.training.datasets import SyntheticDataset, synthetic_folder_dataset
-from lsmdepth_ros.training.evaluate import (
-    EvalOptions,
-    evaluate_depth_pairs,
-    evaluate_model,
-)
+from lsmdepth_ros.training.evaluate import evaluate_model
 
 W, H = 128, 64
 

@@ -5,7 +5,7 @@ import cv2
 import numpy as np
 import pytest
 
-from lsmdepth_ros.training.evaluate import (
+from lsmdepth_ros.metrics import (
     EvalOptions,
     compute_depth_metrics,
     crop_mask,
@@ -13,9 +13,11 @@ from lsmdepth_ros.training.evaluate import (
     eval_mask,
     evaluate_depth_pair,
     evaluate_depth_pairs,
+    read_depth_png,
+)
+from lsmdepth_ros.training.evaluate import (
     generate_depth_map,
     read_calib_file,
-    read_depth_png,
     velodyne_to_depth,
 )
 
@@ -178,3 +180,13 @@ def test_truncated_velodyne_scan_is_reported(tmp_path):
 
     with pytest.raises(ValueError, match="truncated"):
         load_velodyne_points(tmp_path / "bad.bin")
+
+
+def test_metrics_still_importable_from_the_training_module():
+    """compute_depth_metrics & co. moved to lsmdepth_ros.metrics; the old import path is kept."""
+    import lsmdepth_ros.metrics as core
+    import lsmdepth_ros.training.evaluate as old
+
+    for name in ("compute_depth_metrics", "EvalOptions", "evaluate_depth_pair", "read_depth_png",
+                 "encode_depth_png", "METRIC_NAMES"):
+        assert getattr(old, name) is getattr(core, name)

@@ -6,7 +6,8 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "lsmdepth_ros"
-CORE = ["networks", "geometry.py", "checkpoints.py", "inference.py", "training", "io_utils.py",
+CORE = ["networks", "geometry.py", "metrics.py", "synthetic", "checkpoints.py", "inference.py",
+        "training", "io_utils.py",
         "scale.py", "onnx_spec.py", "onnx_export.py", "options.py", "resources.py", "bagio.py"]
 
 

@@ -5,15 +5,17 @@ import torch
 import torch.nn.functional as F
 
 from lsmdepth_ros.geometry import backproject, project, scale_intrinsics
-from lsmdepth_ros.training.datasets import synthetic as syn
-from lsmdepth_ros.training.datasets.synthetic import (
+from lsmdepth_ros.synthetic import (
     Scene,
-    SyntheticDataset,
     SyntheticDrive,
     SyntheticOptions,
+    raycast,
     relative_pose,
     render,
 )
+from lsmdepth_ros.synthetic.drive import rot_x, rot_y
+from lsmdepth_ros.synthetic.scenes import CRATE
+from lsmdepth_ros.training.datasets.synthetic import SyntheticDataset
 
 W, H = 320, 96
 OPTIONS = SyntheticOptions(width=W, height=H, frames=12)
@@ -24,13 +26,13 @@ def _empty_scene(boxes=()):
     return Scene(road_half_width=5.0,
                  bmin=np.array([b[0] for b in boxes], float).reshape(n, 3),
                  bmax=np.array([b[1] for b in boxes], float).reshape(n, 3),
-                 material=np.full(n, syn.CRATE), color=np.full((n, 3), 0.5),
+                 material=np.full(n, CRATE), color=np.full((n, 3), 0.5),
                  uv_offset=np.zeros((n, 2)), window_spacing=np.zeros(n))
 
 
 def _pose(yaw=0.1, pitch=0.02, position=(0.3, -1.65, 2.0)):
     T = np.eye(4)
-    T[:3, :3] = syn._rot_y(yaw) @ syn._rot_x(pitch)
+    T[:3, :3] = rot_y(yaw) @ rot_x(pitch)
     T[:3, 3] = position
     return T
 
@@ -95,7 +97,7 @@ def test_box_face_point_has_its_depth():
 def test_projected_rectangle_culling_matches_brute_force(monkeypatch):
     drive = SyntheticDrive(3, OPTIONS)
     fast = drive.render(4)
-    monkeypatch.setattr(syn, "_box_rects",
+    monkeypatch.setattr(raycast, "box_rects",
                         lambda corners, K, w, h, far: np.tile([0, w, 0, h], (len(corners), 1)))
     slow = drive.render(4)
     assert np.array_equal(fast.depth, slow.depth, equal_nan=True)

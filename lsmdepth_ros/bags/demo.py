@@ -65,8 +65,8 @@ QUICK = {"frames": 12, "width": 320, "height": 96}
 
 def sample_bag(options: DemoOptions) -> Path:
     """The cached sample drive bag (rendered on first use; atomic, so a crash leaves none)."""
-    from lsmdepth_ros.training.datasets.synthetic import SyntheticOptions
-    from lsmdepth_ros.training.datasets.synthetic_writer import write_synthetic_bag
+    from lsmdepth_ros.synthetic import SyntheticOptions
+    from lsmdepth_ros.synthetic.writer import write_synthetic_bag
 
     path = options.cache_dir / (f"sample_drive_s{SAMPLE_SEED}_{options.frames}f_"
                                 f"{options.width}x{options.height}")

@@ -4,7 +4,7 @@ Predictions come from running the DepthEstimator over the bag's images, or (`pre
 a depth topic the node published and someone recorded, so the live path is judged by the same
 numbers. Ground truth is a depth image topic (REP 118) or a LiDAR PointCloud2 projected into the
 camera through camera_info and a lidar -> camera-optical extrinsic. Pairs are matched by header
-stamp. The metrics are the Eigen protocol of `lsmdepth_ros.training.evaluate`.
+stamp. The metrics are the Eigen protocol of `lsmdepth_ros.metrics`.
 
 Outputs (in `out_dir`): frames.csv (one row per frame), summary.json, metrics_over_time.png and
 error_map_<n>.png (image | predicted depth | ground truth | error).
@@ -68,7 +68,7 @@ class BagEvalOptions:
 
     @property
     def protocol(self):
-        from lsmdepth_ros.training.evaluate import EvalOptions
+        from lsmdepth_ros.metrics import EvalOptions
 
         return EvalOptions(min_depth=self.min_depth, max_depth=self.max_depth, crop=self.crop,
                            median_scaling=self.median_scaling)
@@ -100,7 +100,7 @@ class BagEvalResult:
 
 def evaluate_bag(options: BagEvalOptions) -> BagEvalResult:
     """Evaluate; raises BagError for a bag that cannot be evaluated as asked."""
-    from lsmdepth_ros.training.evaluate import evaluate_depth_pair
+    from lsmdepth_ros.metrics import evaluate_depth_pair
 
     gt_bag = options.gt_bag or options.bag
     _check_topics(options, gt_bag)  # before loading a model or reading any frame

@@ -25,12 +25,8 @@ def measure(width: int, height: int, n: int) -> dict[str, float]:
     """CPU ms per frame: full render, geometry only, PNG image + depth decode."""
     import cv2
 
-    from lsmdepth_ros.training.datasets.synthetic import (
-        SyntheticDrive,
-        SyntheticOptions,
-        render,
-    )
-    from lsmdepth_ros.training.evaluate import encode_depth_png
+    from lsmdepth_ros.metrics import encode_depth_png
+    from lsmdepth_ros.synthetic import SyntheticDrive, SyntheticOptions, render
 
     drive = SyntheticDrive(0, SyntheticOptions(width=width, height=height, frames=3 * n + 1))
     full = _cpu_ms(lambda i: drive.render(3 * i), n)

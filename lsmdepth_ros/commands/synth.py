@@ -37,11 +37,8 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from lsmdepth_ros.bagio import BagError
-    from lsmdepth_ros.training.datasets.synthetic import SyntheticOptions
-    from lsmdepth_ros.training.datasets.synthetic_writer import (
-        write_kitti_layout,
-        write_synthetic_bag,
-    )
+    from lsmdepth_ros.synthetic import SyntheticOptions
+    from lsmdepth_ros.synthetic.writer import write_kitti_layout, write_synthetic_bag
 
     try:
         options = SyntheticOptions(width=args.width, height=args.height, frames=args.frames,

@@ -2,11 +2,12 @@
 
 - `SyntheticDataset`: procedural drives rendered on the fly (exact depth and poses).
 - `KittiRawDataset`: KITTI raw in monodepth2's folder layout + split files; also reads the
-  KITTI-like folders written by `synthetic_writer.write_kitti_layout` / `lsmdepth synth`
+  KITTI-like folders written by `lsmdepth_ros.synthetic.writer.write_kitti_layout` / `lsmdepth synth`
   (`synthetic_folder_dataset`).
 - `FolderSequenceDataset`: folders of image sequences + an intrinsics YAML.
 - `RosbagSequenceDataset`: image + camera_info topics of rosbag2 bags.
 """
+from lsmdepth_ros.synthetic import SyntheticDrive, SyntheticOptions
 from lsmdepth_ros.training.datasets.augment import AugmentOptions
 from lsmdepth_ros.training.datasets.base import (
                                                  DEPTH_KEY,
@@ -22,11 +23,7 @@ from lsmdepth_ros.training.datasets.kitti import (
                                                  synthetic_folder_dataset,
 )
 from lsmdepth_ros.training.datasets.rosbag import RosbagSequenceDataset
-from lsmdepth_ros.training.datasets.synthetic import (
-                                                 SyntheticDataset,
-                                                 SyntheticDrive,
-                                                 SyntheticOptions,
-)
+from lsmdepth_ros.training.datasets.synthetic import SyntheticDataset
 
 __all__ = [
                                                  "DEPTH_KEY",

@@ -186,7 +186,7 @@ class ImageDepthFolder:
         import cv2
         import torch
 
-        from lsmdepth_ros.training.evaluate import read_depth_png
+        from lsmdepth_ros.metrics import read_depth_png
 
         img_path, depth_path = self.pairs[index]
         bgr = cv2.imread(str(img_path), cv2.IMREAD_COLOR)

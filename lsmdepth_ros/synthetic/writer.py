@@ -1,6 +1,6 @@
 """Write synthetic drives to disk: a KITTI-raw-like folder with split files, or rosbag2 bags.
 
-KITTI-like folder (read back with `kitti.synthetic_folder_dataset` / `KittiRawDataset`)::
+KITTI-like folder (read back with training's `synthetic_folder_dataset` / `KittiRawDataset`)::
 
     OUT/synthetic/calib_cam_to_cam.txt                       exact K as P_rect_02, S_rect_02 = size
     OUT/synthetic/synthetic_drive_0000_sync/image_02/data/0000000000.png
@@ -28,12 +28,8 @@ from pathlib import Path
 import numpy as np
 
 from lsmdepth_ros.io_utils import atomic_write_bytes, atomic_write_text
-from lsmdepth_ros.training.datasets.synthetic import (
-    SyntheticDrive,
-    SyntheticOptions,
-    drive_seed,
-)
-from lsmdepth_ros.training.evaluate import encode_depth_png
+from lsmdepth_ros.metrics import encode_depth_png
+from lsmdepth_ros.synthetic.drive import SyntheticDrive, SyntheticOptions, drive_seed
 
 DATE = "synthetic"
 SPLIT_NAME = "synthetic"

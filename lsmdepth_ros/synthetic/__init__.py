@@ -1,0 +1,34 @@
+"""The procedural world: scenes, camera trajectories, a ray-casting renderer and writers.
+
+Exact depth and poses, no downloads, deterministic per seed, any resolution. numpy (+ OpenCV for
+resizing and encoding); no torch, no ROS. The torch data set that renders it on the fly is
+`lsmdepth_ros.training.datasets.SyntheticDataset`.
+
+- `scenes`: layouts (ground plane + axis-aligned boxes with materials)
+- `textures`: the albedo texture atlas (skimage photos + procedural noise)
+- `renderer`: `render(scene, T_world_cam, K, width, height)` -> (rgb, depth)
+- `drive`: `SyntheticOptions`, `SyntheticDrive` (trajectory + frames), `drive_seed`
+- `writer`: KITTI-like folders (`write_kitti_layout`) and rosbag2 bags (`write_synthetic_bag`)
+"""
+from lsmdepth_ros.synthetic.drive import (
+    KITTI_K_NORMALIZED,
+    Frame,
+    SyntheticDrive,
+    SyntheticOptions,
+    drive_seed,
+    relative_pose,
+)
+from lsmdepth_ros.synthetic.renderer import render
+from lsmdepth_ros.synthetic.scenes import Scene, build_scene
+
+__all__ = [
+    "KITTI_K_NORMALIZED",
+    "Frame",
+    "Scene",
+    "SyntheticDrive",
+    "SyntheticOptions",
+    "build_scene",
+    "drive_seed",
+    "relative_pose",
+    "render",
+]
