@@ -36,8 +36,10 @@ def _threads():
 
 
 def test_registry_lists_every_model_and_default():
-    # DNA-Depth (4 scales) is tested in test_dnadepth.py; ALL_MODELS here are the 3-scale ones
-    assert set(available_models()) == set(ALL_MODELS) | {"dna-depth-b0", "dna-depth-b1"}
+    # DNA-Depth and monodepth2 (4 scales) are tested in test_dnadepth.py and
+    # test_official_weights.py
+    assert set(available_models()) == set(ALL_MODELS) | {"dna-depth-b0", "dna-depth-b1",
+                                                         "monodepth2-r18", "monodepth2-r50"}
     assert DEFAULT_MODEL == "lsmdepth"
 
 

@@ -4,8 +4,9 @@
     disp = model(images)[("disp", 0)]        # images [B,3,H,W] RGB in [0,1]; sigmoid disparity
 
 Registered depth models: ``lsmdepth`` (default), ``lsmdepth-official``, ``lite-mono``,
-``lite-mono-small``, ``lite-mono-tiny``, ``lite-mono-8m`` (3 output scales) and ``dna-depth-b0``,
-``dna-depth-b1`` (EfficientNet + neighbour aggregation, 4 scales). Every model is fully convolutional:
+``lite-mono-small``, ``lite-mono-tiny``, ``lite-mono-8m`` (3 output scales), ``dna-depth-b0``,
+``dna-depth-b1`` (EfficientNet + neighbour aggregation, 4 scales) and ``monodepth2-r18``,
+``monodepth2-r50`` (ResNet + monodepth2's decoder, 4 scales). Every model is fully convolutional:
 ``height``/``width`` (multiples of 32) pick the dilation table and are recorded in ``.options``
 as the training/deployment size, but any multiple of 32 runs.
 """
@@ -27,6 +28,7 @@ from .lsmdepth_official import (
     OfficialLSMDepthDecoder,
     official_encoder,
 )
+from .monodepth2 import ResnetEncoder, monodepth2_decoder
 from .pose import PoseNet
 
 DEFAULT_MODEL = "lsmdepth"
@@ -50,7 +52,8 @@ class LSMDepthOptions(DepthModelOptions):
 
 @dataclass
 class OfficialLSMDepthOptions(DepthModelOptions):
-    variant: str = "light"          # the official --model: light, light-s, light-t, light-m
+    variant: str = "light"          # the official --model: light (published); light-s/-t/-m use
+    #                                 Lite-Mono's widths (named by the official options only)
 
 
 @dataclass
@@ -60,6 +63,13 @@ class DNADepthOptions:
     width: int = 640
     drop_path_rate: float = 0.2     # EfficientNet stochastic depth (the reference's 0.2)
     decoder_dropout: float = 0.5    # dropout on the two deepest levels, as the reference
+
+
+@dataclass
+class Monodepth2Options:
+    """monodepth2 options: only the input size (the ResNet has no dilation table or drop path)."""
+    height: int = 192
+    width: int = 640
 
 
 class DepthModel(nn.Module):
@@ -106,6 +116,13 @@ def _lsmdepth_official(o: OfficialLSMDepthOptions):
     return enc, OfficialLSMDepthDecoder(enc.num_ch_enc, NUM_SCALES)
 
 
+def _monodepth2(num_layers: int) -> Callable[[Monodepth2Options], tuple[nn.Module, nn.Module]]:
+    def build(o: Monodepth2Options):
+        enc = ResnetEncoder(num_layers)
+        return enc, monodepth2_decoder(enc.num_ch_enc)
+    return build
+
+
 def _dna_depth(variant: str) -> Callable[[DNADepthOptions], tuple[nn.Module, nn.Module]]:
     def build(o: DNADepthOptions):
         return build_dna_depth(variant, o.drop_path_rate, o.decoder_dropout)
@@ -117,6 +134,8 @@ _REGISTRY: dict[str, tuple[type, Callable]] = {
     "lsmdepth-official": (OfficialLSMDepthOptions, _lsmdepth_official),
     **{name: (DepthModelOptions, _lite_mono(name)) for name in LITE_MONO_VARIANTS},
     **{name: (DNADepthOptions, _dna_depth(name)) for name in DNA_VARIANTS},
+    "monodepth2-r18": (Monodepth2Options, _monodepth2(18)),
+    "monodepth2-r50": (Monodepth2Options, _monodepth2(50)),
 }
 
 
@@ -170,6 +189,6 @@ def count_parameters(model: nn.Module) -> int:
 
 __all__ = [
     "DEFAULT_MODEL", "DNADepthOptions", "DepthModel", "DepthModelOptions", "LSMDepthOptions",
-    "OfficialLSMDepthOptions", "PoseNet", "available_models", "build_depth_model",
+    "Monodepth2Options", "OfficialLSMDepthOptions", "PoseNet", "available_models", "build_depth_model",
     "build_pose_model", "count_parameters", "model_options_type",
 ]

@@ -116,13 +116,19 @@ class DilatedConvBlock(nn.Module):
 
 class FourierPositionalEncoding(nn.Module):
     """Sine/cosine encoding of normalised (y, x) pixel positions, projected to ``dim`` channels
-    (Lite-Mono's ``PositionalEncodingFourier``, DETR-style)."""
+    (Lite-Mono's ``PositionalEncodingFourier``, DETR-style). ``affine=True`` adds the learned
+    scalar scale and offset (``pos_weight``, ``pos_bias``) of the published LSMDepth code."""
 
-    def __init__(self, dim: int, hidden_dim: int = 32, temperature: float = 10000.0):
+    def __init__(self, dim: int, hidden_dim: int = 32, temperature: float = 10000.0,
+                 affine: bool = False):
         super().__init__()
         self.token_projection = nn.Conv2d(hidden_dim * 2, dim, kernel_size=1)
         self.hidden_dim = hidden_dim
         self.temperature = temperature
+        if affine:
+            self.pos_weight = nn.Parameter(torch.ones(1, 1, 1, 1))
+            self.pos_bias = nn.Parameter(torch.zeros(1, 1, 1, 1))
+        self.affine = affine
 
     def forward(self, height: int, width: int) -> torch.Tensor:
         """Return [1, dim, height, width]."""
@@ -140,17 +146,24 @@ class FourierPositionalEncoding(nn.Module):
         pos_y = encode(y)[:, None, :].expand(height, width, self.hidden_dim)
         pos_x = encode(x)[None, :, :].expand(height, width, self.hidden_dim)
         pos = torch.cat((pos_y, pos_x), dim=2).permute(2, 0, 1).unsqueeze(0)
-        return self.token_projection(pos.to(self.token_projection.weight.dtype))
+        pos = self.token_projection(pos.to(self.token_projection.weight.dtype))
+        return pos * self.pos_weight + self.pos_bias if self.affine else pos
 
 
 class XCA(nn.Module):
     """Cross-covariance attention (XCiT): a d_h x d_h channel attention per head, linear in the
-    number of pixels (the attention Lite-Mono uses)."""
+    number of pixels (the attention Lite-Mono uses).
 
-    def __init__(self, dim: int, num_heads: int = 8, qkv_bias: bool = True):
+    ``softmax=False`` is the published LSMDepth ``LinearAttention``: the same L2-normalised
+    cross-covariance, used as it is (no learned temperature, no softmax).
+    """
+
+    def __init__(self, dim: int, num_heads: int = 8, qkv_bias: bool = True, softmax: bool = True):
         super().__init__()
         self.num_heads = num_heads
-        self.temperature = nn.Parameter(torch.ones(num_heads, 1, 1))
+        self.softmax = softmax
+        if softmax:
+            self.temperature = nn.Parameter(torch.ones(num_heads, 1, 1))
         self.qkv = nn.Linear(dim, dim * 3, bias=qkv_bias)
         self.proj = nn.Linear(dim, dim)
 
@@ -160,7 +173,9 @@ class XCA(nn.Module):
         q, k, v = qkv[0], qkv[1], qkv[2]  # [B, heads, d_h, N]
         q = F.normalize(q, dim=-1)
         k = F.normalize(k, dim=-1)
-        attn = ((q @ k.transpose(-2, -1)) * self.temperature).softmax(dim=-1)
+        attn = q @ k.transpose(-2, -1)
+        if self.softmax:
+            attn = (attn * self.temperature).softmax(dim=-1)
         out = (attn @ v).permute(0, 3, 1, 2).reshape(b, n, c)
         return self.proj(out)
 
@@ -193,17 +208,49 @@ class LinearAttention(nn.Module):
         return self.proj(out.transpose(1, 2).reshape(b, n, c))
 
 
+class StripPool(nn.Module):
+    """Strip pooling (published LSMDepth): the input plus its row means and column means, then
+    a 1x1 convolution, so every pixel sees its whole row and column."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.conv = nn.Conv2d(dim, dim, 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # Broadcasting the [.., H, 1] / [.., 1, W] means equals the reference's nearest
+        # upsampling of its adaptive pools, and exports to ONNX at any input size.
+        return self.conv(x + x.mean(dim=3, keepdim=True) + x.mean(dim=2, keepdim=True))
+
+
+def squeeze_excitation(dim: int) -> nn.Sequential:
+    """Published LSMDepth channel gate: average pool, 1x1 conv to max(dim // 16, 4), GELU, 1x1
+    conv, sigmoid (an ``nn.Sequential`` so the keys are the reference's ``se.1`` / ``se.3``)."""
+    hidden = max(dim // 16, 4)
+    return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Conv2d(dim, hidden, 1), nn.GELU(),
+                         nn.Conv2d(hidden, dim, 1), nn.Sigmoid())
+
+
 class LGFI(nn.Module):
     """Lite-Mono's Local-Global Features Interaction block, kept bit-compatible with the
-    reference: the attention output feeds the MLP, whose result is added to the block input."""
+    reference: the attention output feeds the MLP, whose result is added to the block input.
+
+    ``published_lsmdepth=True`` is the global block of the published LSMDepth code (its second
+    class named ``Light``): strip pooling before the tokens, the positional encoding with its
+    learned scale/offset, the attention without temperature and softmax (``XCA(softmax=False)``)
+    and a squeeze-excitation gate on the MLP output; the residual still adds the block input.
+    """
 
     def __init__(self, dim: int, num_heads: int, use_pos_emb: bool, drop_path: float = 0.0,
-                 layer_scale_init: float = 1e-6, expan_ratio: int = 6):
+                 layer_scale_init: float = 1e-6, expan_ratio: int = 6,
+                 published_lsmdepth: bool = False):
         super().__init__()
-        self.pos_embd = FourierPositionalEncoding(dim) if use_pos_emb else None
+        self.strip_pool = StripPool(dim) if published_lsmdepth else None
+        self.pos_embd = (FourierPositionalEncoding(dim, affine=published_lsmdepth)
+                         if use_pos_emb else None)
         self.norm_xca = nn.LayerNorm(dim, eps=1e-6)
         self.gamma_xca = nn.Parameter(layer_scale_init * torch.ones(dim))
-        self.xca = XCA(dim, num_heads=num_heads)
+        self.xca = XCA(dim, num_heads=num_heads, softmax=not published_lsmdepth)
+        self.se = squeeze_excitation(dim) if published_lsmdepth else None
         self.norm = nn.LayerNorm(dim, eps=1e-6)
         self.pwconv1 = nn.Linear(dim, expan_ratio * dim)
         self.act = nn.GELU()
@@ -213,12 +260,16 @@ class LGFI(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
-        tokens = x.flatten(2).transpose(1, 2)  # [B, N, C]
+        mixed = self.strip_pool(x) if self.strip_pool is not None else x
+        tokens = mixed.flatten(2).transpose(1, 2)  # [B, N, C]
         if self.pos_embd is not None:
             tokens = tokens + self.pos_embd(h, w).flatten(2).transpose(1, 2)
         tokens = tokens + self.gamma_xca * self.xca(self.norm_xca(tokens))
         y = self.gamma * self.pwconv2(self.act(self.pwconv1(self.norm(tokens))))
-        return x + self.drop_path(y.transpose(1, 2).reshape(b, c, h, w))
+        y = y.transpose(1, 2).reshape(b, c, h, w)
+        if self.se is not None:
+            y = y * self.se(y)
+        return x + self.drop_path(y)
 
 
 class LinearAttentionBlock(nn.Module):
@@ -304,6 +355,9 @@ class ConvBlock(nn.Module):
         return self.nonlin(self.conv(x))
 
 
-def upsample2x(x: torch.Tensor) -> torch.Tensor:
-    """Bilinear x2 upsampling, align_corners=False (the Lite-Mono decoder's choice)."""
-    return F.interpolate(x, scale_factor=2, mode="bilinear", align_corners=False)
+def upsample2x(x: torch.Tensor, mode: str = "bilinear") -> torch.Tensor:
+    """x2 upsampling: bilinear with align_corners=False (Lite-Mono, LSMDepth) or nearest
+    (monodepth2)."""
+    if mode == "nearest":
+        return F.interpolate(x, scale_factor=2, mode="nearest")
+    return F.interpolate(x, scale_factor=2, mode=mode, align_corners=False)

@@ -1,9 +1,19 @@
-"""Multi-scale depth decoder: sigmoid disparity at full, 1/2 and 1/4 resolution.
+"""Multi-scale depth decoder: sigmoid disparity at full, 1/2 and 1/4 (, 1/8) resolution.
 
-The layout is Lite-Mono's (three upsampling steps, ELU conv blocks, reflection padding, decoder
-width half the encoder's), stored in the same ``decoder.<n>`` ModuleList order so official
-``depth.pth`` files load strictly. With ``skip_attention=True`` (LSMDepth) every skip connection
-that the decoder uses first passes a dual-channel (channel + spatial) attention gate.
+The layout is monodepth2's, which Lite-Mono keeps: one upsampling step per encoder level, ELU
+conv blocks, reflection padding, stored in the same ``decoder.<n>`` ModuleList order so official
+``depth.pth`` files load strictly. The two differ only in three settings:
+
+=============== ======================= ==========================================
+setting         Lite-Mono (default)     monodepth2
+=============== ======================= ==========================================
+``num_ch_dec``  half the encoder widths  16, 32, 64, 128, 256
+``upsample``    bilinear                 nearest
+disparity head  conv, bilinear x2        conv at the level's resolution
+=============== ======================= ==========================================
+
+With ``skip_attention=True`` (LSMDepth) every skip connection that the decoder uses first passes
+a dual-channel (channel + spatial) attention gate.
 """
 from __future__ import annotations
 
@@ -34,13 +44,18 @@ def init_decoder_weights(m: nn.Module) -> None:
 
 class DepthDecoder(nn.Module):
     def __init__(self, num_ch_enc: Sequence[int], num_scales: int = 3,
-                 skip_attention: bool = False, attention_reduction: int = 8):
+                 skip_attention: bool = False, attention_reduction: int = 8, *,
+                 num_ch_dec: Sequence[int] | None = None, upsample_mode: str = "bilinear",
+                 upsample_disp: bool = True):
         super().__init__()
         if not 1 <= num_scales <= len(num_ch_enc):
             raise ValueError(f"num_scales must be in 1..{len(num_ch_enc)}, got {num_scales}")
         self.num_ch_enc = [int(c) for c in num_ch_enc]
-        self.num_ch_dec = [c // 2 for c in self.num_ch_enc]
+        self.num_ch_dec = ([c // 2 for c in self.num_ch_enc] if num_ch_dec is None
+                           else [int(c) for c in num_ch_dec])
         self.num_scales = num_scales
+        self.upsample_mode = upsample_mode
+        self.upsample_disp = upsample_disp
         levels = len(self.num_ch_enc)
 
         convs: dict[tuple, nn.Module] = {}
@@ -67,7 +82,7 @@ class DepthDecoder(nn.Module):
         outputs: dict[tuple, torch.Tensor] = {}
         x = features[-1]
         for i in range(len(self.num_ch_enc) - 1, -1, -1):
-            x = upsample2x(self._conv("upconv", i, 0)(x))
+            x = upsample2x(self._conv("upconv", i, 0)(x), self.upsample_mode)
             if i > 0:
                 skip = features[i - 1]
                 if str(i - 1) in self.skip_att:
@@ -75,5 +90,7 @@ class DepthDecoder(nn.Module):
                 x = torch.cat((x, skip), dim=1)
             x = self._conv("upconv", i, 1)(x)
             if i < self.num_scales:
-                outputs[("disp", i)] = torch.sigmoid(upsample2x(self._conv("dispconv", i)(x)))
+                disp = self._conv("dispconv", i)(x)
+                outputs[("disp", i)] = torch.sigmoid(upsample2x(disp) if self.upsample_disp
+                                                     else disp)
         return outputs

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from .blocks import LGFI, DilatedConvBlock, StemConv
+from .blocks import LGFI, DeformableDepthwiseConv, DilatedConvBlock, StemConv
 
 SMALL_SIZE = (192, 640)
 LARGE_SIZE = (320, 1024)
@@ -60,21 +60,37 @@ def select_dilations(variant: Variant, height: int, width: int, table: str = "au
     return variant.large_dilations if table == "1024x320" else variant.small_dilations
 
 
-# A block factory gets (stage index, block index within the stage) and returns the block.
-BlockFactory = Callable[[int, int], nn.Module]
+# The block that closes a stage: (dim, num_heads, *, use_pos_emb, drop_path, layer_scale_init,
+# expan_ratio) -> module
+GlobalBlock = Callable[..., nn.Module]
 
 
 class HybridEncoder(nn.Module):
     """The Lite-Mono encoder skeleton: a 3-conv stem at 1/2, then three stages at 1/4, 1/8, 1/16.
 
     Each stage's input is the previous stage's input and output plus the average-pooled RGB
-    image, concatenated and downsampled by a stride-2 conv. ``make_block`` builds the blocks, so
-    Lite-Mono and LSMDepth share this skeleton (and its state-dict key names).
+    image, concatenated and downsampled by a stride-2 conv. Every stage is ``depths[i] - 1``
+    local blocks (dilated depthwise convs, the per-stage dilation table) closed by one
+    ``global_block``; Lite-Mono, LSMDepth and the published LSMDepth code differ only in the
+    global block, the stem and the local-block options below, so they share this one factory
+    (and its state-dict key names).
+
+    ``deformable_blocks``: the last that many local blocks of the 1/16 stage are deformable.
+    ``legacy_unused_norm``: keep the reference's declared-but-unused LayerNorm in local blocks
+    (only so official checkpoints load strictly).
     """
 
-    def __init__(self, dims: Sequence[int], depths: Sequence[int], make_block: BlockFactory,
-                 in_chans: int = 3, stem: nn.Module | None = None):
+    def __init__(self, spec: Variant, height: int, width: int, global_block: GlobalBlock, *,
+                 drop_path_rate: float = 0.2, dilations: str = "auto",
+                 deformable_blocks: int = 0, legacy_unused_norm: bool = False,
+                 stem: nn.Module | None = None, heads: int = 8,
+                 layer_scale_init: float = 1e-6, expan_ratio: int = 6, in_chans: int = 3):
         super().__init__()
+        dims, depths = spec.dims, spec.depths
+        local_last_stage = depths[-1] - 1
+        if not 0 <= deformable_blocks <= local_last_stage:
+            raise ValueError(f"deformable_blocks must be in 0..{local_last_stage}, "
+                             f"got {deformable_blocks}")
         self.dims = list(dims)
         self.num_ch_enc = list(dims)
         self.downsample_layers = nn.ModuleList([stem or nn.Sequential(
@@ -88,8 +104,26 @@ class HybridEncoder(nn.Module):
                 StemConv(dims[i] * 2 + in_chans, dims[i + 1], 3, stride=2, padding=1)))
         self.input_pool = nn.AvgPool2d(3, stride=2, padding=1)
 
+        table = select_dilations(spec, height, width, dilations)
+        rates = iter(drop_path_rates(depths, drop_path_rate))  # one rate per block, in order
+
+        def make_block(stage: int, j: int) -> nn.Module:
+            dim, rate = dims[stage], next(rates)
+            if j == depths[stage] - 1:  # one global block closes every stage
+                return global_block(dim, heads, use_pos_emb=stage == 0, drop_path=rate,
+                                    layer_scale_init=layer_scale_init, expan_ratio=expan_ratio)
+            deformable = stage == len(depths) - 1 and j >= local_last_stage - deformable_blocks
+            return DilatedConvBlock(dim, table[stage][j], drop_path=rate,
+                                    layer_scale_init=layer_scale_init, expan_ratio=expan_ratio,
+                                    deformable=deformable, legacy_unused_norm=legacy_unused_norm)
+
         self.stages = nn.ModuleList(
             nn.Sequential(*[make_block(i, j) for j in range(depth)]) for i, depth in enumerate(depths))
+        self.apply(init_encoder_weights)
+        for m in self.modules():  # deformable offsets start at zero (a plain dilated conv)
+            if isinstance(m, DeformableDepthwiseConv):
+                nn.init.zeros_(m.offset.weight)
+                nn.init.zeros_(m.offset.bias)
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         x = (x - 0.45) / 0.225
@@ -114,30 +148,21 @@ def drop_path_rates(depths: Sequence[int], max_rate: float) -> list[float]:
     return [x.item() for x in torch.linspace(0, max_rate, sum(depths))]
 
 
+def lite_mono_spec(variant: str) -> Variant:
+    if variant not in LITE_MONO_VARIANTS:
+        raise ValueError(f"unknown Lite-Mono variant {variant!r}; "
+                         f"expected one of {sorted(LITE_MONO_VARIANTS)}")
+    return LITE_MONO_VARIANTS[variant]
+
+
 class LiteMonoEncoder(HybridEncoder):
     def __init__(self, variant: str = "lite-mono", height: int = 192, width: int = 640,
                  drop_path_rate: float = 0.2, dilations: str = "auto",
                  layer_scale_init: float = 1e-6, expan_ratio: int = 6):
-        if variant not in LITE_MONO_VARIANTS:
-            raise ValueError(f"unknown Lite-Mono variant {variant!r}; "
-                             f"expected one of {sorted(LITE_MONO_VARIANTS)}")
-        spec = LITE_MONO_VARIANTS[variant]
-        table = select_dilations(spec, height, width, dilations)
-        rates = drop_path_rates(spec.depths, drop_path_rate)
-        offsets = [sum(spec.depths[:i]) for i in range(3)]
-        heads = (8, 8, 8)
-
-        def make_block(stage: int, j: int) -> nn.Module:
-            dim, rate = spec.dims[stage], rates[offsets[stage] + j]
-            if j == spec.depths[stage] - 1:  # one global block closes every stage
-                return LGFI(dim, heads[stage], use_pos_emb=stage == 0, drop_path=rate,
-                            layer_scale_init=layer_scale_init, expan_ratio=expan_ratio)
-            return DilatedConvBlock(dim, table[stage][j], drop_path=rate,
-                                    layer_scale_init=layer_scale_init, expan_ratio=expan_ratio,
-                                    legacy_unused_norm=True)
-
-        super().__init__(spec.dims, spec.depths, make_block)
-        self.apply(init_encoder_weights)
+        super().__init__(lite_mono_spec(variant), height, width, LGFI,
+                         drop_path_rate=drop_path_rate, dilations=dilations,
+                         legacy_unused_norm=True, layer_scale_init=layer_scale_init,
+                         expan_ratio=expan_ratio)
 
 
 def init_encoder_weights(m: nn.Module) -> None:

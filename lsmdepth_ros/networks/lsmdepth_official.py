@@ -1,35 +1,61 @@
-"""``lsmdepth-official``: the published LSMDepth code (CdpLab/LSMDepth) as its trainer runs it.
+"""``lsmdepth-official``: the published LSMDepth code (CdpLab/LSMDepth) as its trainer runs it,
+state-dict compatible, so the authors' ``encoder.pth`` / ``depth.pth`` load strictly and give
+their disparities.
 
-As published, ``networks/depth_encoder.py`` does not instantiate (the block class and the encoder
-class are both named ``Light``) and its deformable branch is never enabled by the trainer. The
-configuration that actually trains is therefore: the Lite-Mono-layout encoder (``--model light /
-light-s / light-t / light-m`` = lite-mono / -small / -tiny / -8m widths and depths) with deformable
-convs off, and the decoder below, which mirrors ``networks/depth_decoder.py`` module for module so
-its ``depth.pth`` loads strictly:
+Encoder (``networks/depth_encoder.py``): the Lite-Mono skeleton (``litemono.HybridEncoder``:
+stem, RGB pyramid, three stages, dilation tables) with
+
+* local blocks as Lite-Mono's: dilated depthwise conv, BatchNorm ``bn1``, inverted-bottleneck
+  MLP, layer scale; the LayerNorm ``norm`` the file declares is never applied (kept for the keys);
+* the global block that closes each stage (the file's first class named ``Light``):
+  ``blocks.LGFI(published_lsmdepth=True)``: strip pooling (row and column means added to the
+  input, 1x1 conv), the Fourier positional encoding with a learned scale/offset in stage 0,
+  LayerNorm + cross-covariance attention *without* temperature or softmax (the file's own
+  ``LinearAttention``), LayerNorm + MLP with layer scale, a squeeze-excitation gate
+  (``se``: pool, 1x1 conv to max(dim // 16, 4), GELU, 1x1 conv, sigmoid), residual to the input.
+
+As published the file cannot build its encoder: the block class and the encoder class are both
+named ``Light``, so the second definition shadows the first and the encoder's ``Light(dim=...)``
+calls construct the encoder again (endless recursion). Reproduced here is what runs once the two
+names stop clashing: the first ``Light`` is the block, the second the encoder. The file only defines ``--model light``
+(48/80/128 channels, 4/4/10 blocks); ``light-s`` / ``light-t`` / ``light-m``, which its
+options list and a comment promise, are built here with the matching Lite-Mono widths and depths
+(no published weights exist for them).
+
+The deformable branch (``DeformableDilatedConv``) is not reproduced: its offset conv has
+``groups=dim`` with ``2*k*k = 18`` output channels, which PyTorch refuses to build for 48, 80 or
+128 channels, and the encoder never passes ``use_deformable`` to its blocks, so no published
+weights contain it. Our own ``lsmdepth`` model has a working deformable block (``blocks``).
+
+Decoder (``networks/depth_decoder.py``), module for module:
 
 * every encoder level gets channel+spatial attention and a 1x1 conv (+ReLU) to half width;
-* each up-step is conv3x3 + InstanceNorm + ReLU, upsample, concat, ConvBlock + channel attention;
-* each disparity head is conv3x3(->64) + ReLU + conv3x3(->1).
+* each up-step is conv3x3 + InstanceNorm + ReLU, bilinear x2 upsample, concat, ConvBlock +
+  channel attention;
+* each disparity head is conv3x3(->64) + ReLU + conv3x3(->1), bilinear x2, sigmoid; scales
+  0, 1, 2 (the trainer's ``--scales``).
 
 The reference computes the deepest level's skip branch and never uses it; its weights are kept
 (so checkpoints load) but it is not computed here, which leaves the outputs unchanged.
-
-Provenance: the decoder was written against the published ``depth_decoder.py``. The published
-encoder file was not available when this was written; the encoder here is the Lite-Mono one,
-which the trainer's calls (``Light(model, drop_path_rate, width, height)``, ``num_ch_enc``) and the
-``light*`` variant names mirror. If an official ``encoder.pth`` uses other key names,
-``checkpoints.load_checkpoint`` reports the missing/unexpected keys instead of loading silently.
 """
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 
 import torch
 from torch import nn
 
-from .blocks import ChannelAttention, Conv3x3, ConvBlock, dual_attention, upsample2x
+from .blocks import (
+    LGFI,
+    ChannelAttention,
+    Conv3x3,
+    ConvBlock,
+    dual_attention,
+    upsample2x,
+)
 from .decoder import decoder_keys, init_decoder_weights
-from .litemono import LiteMonoEncoder
+from .litemono import HybridEncoder, lite_mono_spec
 
 OFFICIAL_VARIANTS = {
     "light": "lite-mono", "light-s": "lite-mono-small",
@@ -38,11 +64,13 @@ OFFICIAL_VARIANTS = {
 
 
 def official_encoder(variant: str = "light", height: int = 192, width: int = 640,
-                     drop_path_rate: float = 0.2, dilations: str = "auto") -> LiteMonoEncoder:
+                     drop_path_rate: float = 0.2, dilations: str = "auto") -> HybridEncoder:
     if variant not in OFFICIAL_VARIANTS:
         raise ValueError(f"unknown LSMDepth variant {variant!r}; expected one of "
                          f"{sorted(OFFICIAL_VARIANTS)}")
-    return LiteMonoEncoder(OFFICIAL_VARIANTS[variant], height, width, drop_path_rate, dilations)
+    return HybridEncoder(lite_mono_spec(OFFICIAL_VARIANTS[variant]), height, width,
+                         partial(LGFI, published_lsmdepth=True), drop_path_rate=drop_path_rate,
+                         dilations=dilations, legacy_unused_norm=True)
 
 
 class _ConvReLU1x1(nn.Module):
