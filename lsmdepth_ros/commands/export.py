@@ -9,8 +9,8 @@ HELP = "export a checkpoint (or official weights folder) to ONNX and verify pari
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("checkpoint", help="a .pt checkpoint, or an official Lite-Mono/LSMDepth "
-                                           "folder with encoder.pth and depth.pth")
+    parser.add_argument("checkpoint", help="a .pt checkpoint, or an official Lite-Mono/LSMDepth/"
+                                           "monodepth2 folder with encoder.pth and depth.pth")
     parser.add_argument("-o", "--output", help="output .onnx path (default: CHECKPOINT with "
                                                "an .onnx suffix)")
     parser.add_argument("--fp16", action="store_true",
