@@ -21,6 +21,23 @@ every scale are resized from the native image with area interpolation (anti-alia
 monodepth2's PIL resize). Intrinsics per scale come from the data set's `intrinsics(...)`,
 which follows KITTI's normalised convention for normalised intrinsics and
 `geometry.scale_intrinsics` for pixel intrinsics.
+
+Conventions every data set follows (the trainer, the dataset registry and `lsmdepth evaluate`
+rely on them; nothing is special-cased per data set):
+
+- Ground-truth depth travels under `DEPTH_KEY` (defined here only). A data set that can have
+  depth takes ``load_depth: bool = False`` in its constructor and implements `load_depth_gt`;
+  with ``load_depth=True`` every sample carries `DEPTH_KEY`, and when the data holds no depth
+  for the chosen options (a bag without a ground-truth topic, ...) the constructor raises
+  ValueError naming the option to set. `provides_depth` says whether samples carry it: the
+  trainer computes held-out metrics on any held-out set that provides depth.
+- Options: every keyword argument of a data set's typed ``__init__`` other than the common ones
+  (`COMMON_ARGS`: size, frames, scales, training flag, depth flag, augmentation) is a
+  ``data_options`` key of training configs, checked against its annotation before anything is
+  built. A new option is a new typed keyword argument; nothing else needs registering.
+- Sample randomness (flip, colour jitter) is drawn from torch's global RNG inside
+  ``__getitem__``; the trainer seeds it per sample from (seed, epoch, index), so a sample is the
+  same whichever process or DataLoader worker loads it.
 """
 from __future__ import annotations
 
@@ -52,6 +69,9 @@ def pose_key(frame_id: int) -> tuple:
 
 DEPTH_KEY = "depth_gt"
 
+# constructor arguments the trainer / evaluator set themselves (never data_options keys)
+COMMON_ARGS = ("height", "width", "frame_ids", "num_scales", "is_train", "load_depth", "augment")
+
 
 @dataclass(frozen=True)
 class Item:
@@ -80,6 +100,11 @@ class MonoDataset(Dataset):
         self.is_train = bool(is_train)
         self.load_depth = bool(load_depth)
         self.augment = augment or AugmentOptions()
+
+    @property
+    def provides_depth(self) -> bool:
+        """Whether samples carry `DEPTH_KEY` (ground-truth depth in metres)."""
+        return self.load_depth
 
     # -- to implement ----------------------------------------------------------------------
     def load_rgb(self, sequence: str, frame_index: int) -> np.ndarray:
