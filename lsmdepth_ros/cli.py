@@ -20,6 +20,18 @@ SUBCOMMANDS = {
 }
 
 
+class HelpFormatter(argparse.HelpFormatter):
+    """Every flag's help ends with its default, where it has one worth showing."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        default = action.default
+        if "%(default)" in text or not action.option_strings or default is None \
+                or default is False or default is argparse.SUPPRESS or default == []:
+            return text
+        return f"{text} (default: %(default)s)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="lsmdepth", description="LSMDepth monocular depth tools")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -33,7 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
             p = sub.add_parser(name, help="(not available yet)")
             p.set_defaults(_run=lambda args, n=name: _not_yet(n))
             continue
-        p = sub.add_parser(name, help=module.HELP, description=module.HELP)
+        p = sub.add_parser(name, help=module.HELP, description=module.HELP,
+                           formatter_class=HelpFormatter)
         module.add_arguments(p)
         p.set_defaults(_run=module.run)
     return parser

@@ -254,5 +254,5 @@ def test_trainer_distill_mode_steps_on_the_teacher(tmp_path):
             student(images), teacher_depth)
     out = trainer.train_step(sample)
     assert out.loss == pytest.approx(expected.item(), rel=1e-5)
-    assert set(out.result.per_scale) == {"distill"}
+    assert set(out.losses.terms) == {"distill"}
     trainer.close()

@@ -38,13 +38,14 @@ def test_known_poses_are_the_datasets_and_posenet_is_left_alone(tmp_path, sample
                                batch.K, batch.inv_K, batch.target_pyramid).total
     assert torch.allclose(got, expected)
 
-    pose_before = {k: v.clone() for k, v in trainer.pose.state_dict().items()}
     depth_before = {k: v.clone() for k, v in trainer.depth.state_dict().items()}
+    assert trainer.pose is None and set(trainer.optimizers) == {"depth"}  # PoseNet not built
     trainer.train()
-    assert all(torch.equal(pose_before[k], v) for k, v in trainer.pose.state_dict().items())
     assert any(not torch.equal(depth_before[k], v) for k, v in trainer.depth.state_dict().items())
     _, info = load_checkpoint(trainer.run_dir / "model.pt")
     assert "pose_state_dict" not in info.extra  # an untrained PoseNet is not shipped
+    _, latest = load_checkpoint(trainer.run_dir / "latest.pt")
+    assert "pose_state_dict" not in latest.extra and set(latest.extra["optimizers"]) == {"depth"}
 
 
 def test_dataset_poses_required(tmp_path):

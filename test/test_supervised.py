@@ -153,7 +153,8 @@ def test_few_supervised_steps_reduce_sigloss_on_a_fixed_batch():
 def test_objective_modes_add_the_right_terms():
     from lsmdepth_ros.geometry import disp_to_depth
     from lsmdepth_ros.training.losses import LossResult
-    from lsmdepth_ros.training.objectives import TrainingObjective, check_supervision
+    from lsmdepth_ros.training.objectives import TrainingObjective
+    from lsmdepth_ros.training.supervision import check_supervision
 
     torch.manual_seed(0)
     disps = {("disp", 0): torch.rand(2, 1, 16, 24) * 0.9 + 0.05,
@@ -228,7 +229,7 @@ def test_trainer_supervised_mode_loads_depth_only_and_steps_on_sigloss(tmp_path)
     sample = _first_batch(trainer)
     assert "depth_gt" in sample and ("color", -1, 0) not in sample
     depth_ref = copy.deepcopy(trainer.depth).train()
-    pose_before = {k: v.clone() for k, v in trainer.pose.state_dict().items()}
+    pose_before = trainer.pose
     with torch.no_grad():
         disps = depth_ref(sample[("color_aug", 0, 0)])
     depths = {s: disp_to_depth(d, cfg.min_depth, cfg.max_depth)[1] for (_, s), d in disps.items()}
@@ -238,10 +239,10 @@ def test_trainer_supervised_mode_loads_depth_only_and_steps_on_sigloss(tmp_path)
         depths, gt, step=0)
     out = trainer.train_step(sample)
     assert out.finite and out.loss == pytest.approx(expected.item(), rel=1e-5)
-    assert set(out.result.per_scale) == {"depth"}
+    assert set(out.losses.terms) == {"depth"}
     summary = trainer.train()
     assert summary.steps == 3 and all(np.isfinite(summary.losses))
-    assert all(torch.equal(v, pose_before[k]) for k, v in trainer.pose.state_dict().items())
+    assert trainer.pose is None and pose_before is None   # no PoseNet without source frames
     assert 0 < summary.metrics["abs_rel"] < 1
     trainer.close()
 
@@ -257,10 +258,11 @@ def test_trainer_self_plus_lidar_adds_the_sparse_term(tmp_path):
     sample = _first_batch(trainer)
     assert "depth_gt" in sample and ("color", -1, 0) in sample
     out = trainer.train_step(sample)
-    scales = [v for k, v in out.result.per_scale.items() if isinstance(k, int)]
-    assert len(scales) == 3 and out.result.automask is not None
+    scales = list(out.losses.photometric.per_scale.values())
+    assert len(scales) == 3 and out.losses.photometric.automask is not None
     photometric = sum(float(v.detach()) for v in scales) / len(scales)
-    lidar = float(out.result.per_scale["depth"].detach())
+    assert float(out.losses.terms["photometric"].detach()) == pytest.approx(photometric, rel=1e-6)
+    lidar = float(out.losses.terms["depth"].detach())
     assert out.loss == pytest.approx(photometric + lidar, rel=1e-5) and lidar > 0
     trainer.close()
 
@@ -276,7 +278,7 @@ def test_config_rejects_bad_supervision(tmp_path):
     with pytest.raises(ValueError, match="unknown supervision_options"):
         TrainConfig(supervision="supervised", supervision_options={"weight": 1})
     with pytest.raises(ValueError, match="does not provide"):
-        from lsmdepth_ros.training.trainer import build_datasets
+        from lsmdepth_ros.training.datasets.registry import build_datasets
 
         build_datasets(TrainConfig(supervision="supervised", data_kind="folder",
                                    data_path=str(tmp_path)), 3)

@@ -53,7 +53,7 @@ def test_config_yaml_overrides_and_round_trip(tmp_path):
 @pytest.mark.parametrize("override, message", [
     (["lrr=1"], "unknown training config key"),
     (["lr"], "key=value"),
-    (["batch_size=two"], "expects a int"),
+    (["batch_size=two"], "expects an integer, got 'two'"),
     (["height=100"], "multiples of 32"),
     (["frame_ids=[1, 0]"], "start with 0"),
     (["min_depth=10", "max_depth=1"], "min_depth"),

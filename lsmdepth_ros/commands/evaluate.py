@@ -19,7 +19,9 @@ HELP = "evaluate a checkpoint with the Eigen protocol (synthetic, KITTI or image
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", help="checkpoint .pt (or official weights folder)")
-    parser.add_argument("--data", choices=("synthetic", "kitti", "folder"), default="synthetic")
+    parser.add_argument("--data", choices=("synthetic", "kitti", "folder"), default="synthetic",
+                        help="synthetic drives (rendered, or a `lsmdepth synth` folder), KITTI "
+                             "raw, or folders of images + ground-truth depth")
     parser.add_argument("--data-path", help="synthetic: folder written by `lsmdepth synth` "
                                             "(default: render drives on the fly); kitti: raw data root")
     parser.add_argument("--split", default="test", help="synthetic folder split (train/val/test)")
@@ -41,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="evaluate metric depth as predicted")
     parser.add_argument("--scale-factor", type=float, default=1.0,
                         help="fixed factor applied to predictions (e.g. 5.4 for stereo models)")
-    parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, default=4, help="images per forward pass")
     parser.add_argument("--max-images", type=int, help="evaluate only the first N images")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto")
     parser.add_argument("--output", default="evaluation.json", help="JSON summary path")
@@ -87,28 +89,23 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _dataset(args, height: int, width: int):
-    common = {"height": height, "width": width, "frame_ids": (0,), "num_scales": 1,
-              "is_train": False}
+    """The evaluation set through the data set registry (the trainer's table)."""
+    from lsmdepth_ros.training.datasets.registry import build_dataset
+
     if args.data == "synthetic":
-        if args.data_path:
-            from lsmdepth_ros.training.datasets.kitti import synthetic_folder_dataset
-
-            return synthetic_folder_dataset(args.data_path, args.split, load_depth=True, **common)
-        from lsmdepth_ros.training.datasets.synthetic import SyntheticDataset
-
-        return SyntheticDataset(num_sequences=args.sequences, frames_per_sequence=args.frames,
-                                seed=args.seed, load_depth=True, cache_frames=0, **common)
-    if args.data == "kitti":
+        # rendered drives when there is no folder: the registry's held-out (non-train) split
+        where = ("synthetic", args.data_path or "", {} if args.data_path else {
+            "val_sequences": args.sequences, "frames_per_sequence": args.frames,
+            "val_seed": args.seed}, args.split)
+    elif args.data == "kitti":
         if not (args.data_path and args.split_file):
             raise ValueError("--data kitti needs --data-path (KITTI raw root) and --split-file "
                              "(e.g. monodepth2's splits/eigen/test_files.txt)")
-        from lsmdepth_ros.training.datasets.kitti import KittiRawDataset
-
         # vel_depth: the Eigen split's ground truth as monodepth2's export_gt_depth.py makes it
-        return KittiRawDataset(args.data_path, args.split_file, load_depth=True,
-                               depth_source=args.depth_source, vel_depth=True, **common)
-    if not (args.images and args.depths):
-        raise ValueError("--data folder needs --images DIR and --depths DIR")
-    from lsmdepth_ros.training.datasets.folder import ImageDepthFolder
-
-    return ImageDepthFolder(args.images, args.depths, height=height, width=width)
+        where = ("kitti", args.data_path, {"test_split": args.split_file, "vel_depth": True,
+                                           "depth_source": args.depth_source}, "test")
+    else:
+        if not (args.images and args.depths):
+            raise ValueError("--data folder needs --images DIR and --depths DIR")
+        where = ("depth_folder", args.images, {"depths": args.depths}, "test")
+    return build_dataset(*where, height=height, width=width, load_depth=True)

@@ -14,8 +14,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="KITTI-raw-like folder with split files, or rosbag2 bags")
     parser.add_argument("--sequences", type=int, default=4, help="number of drives")
     parser.add_argument("--frames", type=int, default=100, help="frames per drive")
-    parser.add_argument("--width", type=int, default=640)
-    parser.add_argument("--height", type=int, default=192)
+    parser.add_argument("--width", type=int, default=640, help="image width in pixels")
+    parser.add_argument("--height", type=int, default=192, help="image height in pixels")
     parser.add_argument("--seed", type=int, default=0,
                         help="data set seed; drive k uses seed*100003+k (as SyntheticDataset)")
     parser.add_argument("--fps", type=float, default=10.0, help="frame rate (bag time stamps)")
@@ -23,8 +23,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--supersample", type=int, default=1,
                         help="n x n colour samples per pixel (anti-aliasing; n^2 slower)")
     parser.add_argument("--jpg", action="store_true", help="kitti: write JPEG instead of PNG")
-    parser.add_argument("--val-fraction", type=float, default=0.1)
-    parser.add_argument("--test-fraction", type=float, default=0.1)
+    parser.add_argument("--val-fraction", type=float, default=0.1,
+                        help="kitti: fraction of the drives in the val split")
+    parser.add_argument("--test-fraction", type=float, default=0.1,
+                        help="kitti: fraction of the drives in the test split")
     parser.add_argument("--workers", type=int, default=1, help="kitti: parallel processes")
     parser.add_argument("--storage", choices=("mcap", "sqlite3"), default="mcap",
                         help="bag: rosbag2 storage plugin")

@@ -22,12 +22,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="override one config key, e.g. --set lr=2e-4 --set batch_size=8 "
                              "(repeatable; lists/dicts in YAML syntax: --set frame_ids=[0,-1,1])")
     parser.add_argument("--resume", default=None, metavar="RUN_DIR_OR_FILE",
-                        help="continue from a run directory (its latest.pt) or a step_XXXXXX.pt")
+                        help="continue from a run directory (its latest.pt) or a step_XXXXXX.pt; "
+                             "the result is bit for bit the uninterrupted run's (any "
+                             "num_workers); a finished run is left alone unless steps is raised")
     parser.add_argument("--run-dir", default=None, help="write the run here instead of "
                         "<log_dir>/<run_name or model_timestamp>")
-    parser.add_argument("--model", default=None, help="shortcut for --set model=NAME")
-    parser.add_argument("--steps", type=int, default=None, help="shortcut for --set steps=N")
-    parser.add_argument("--device", default=None, help="auto | cpu | cuda | cuda:N")
+    parser.add_argument("--model", default=None, help="shortcut for --set model=NAME (default: the config's model)")
+    parser.add_argument("--steps", type=int, default=None, help="shortcut for --set steps=N (default: the config's steps)")
+    parser.add_argument("--device", default=None,
+                        help="shortcut for --set device=...: auto | cpu | cuda | cuda:N "
+                             "(default: the config's device)")
+    parser.add_argument("--keep", type=int, default=None, metavar="N",
+                        help="shortcut for --set keep_checkpoints=N: keep the last N "
+                             "step_XXXXXX.pt files (0: all; latest.pt and model.pt always stay; "
+                             "default: the config's keep_checkpoints)")
     parser.add_argument("--summary-json", type=Path, default=None,
                         help="also write the final summary (steps, loss, metrics) as JSON here")
 
@@ -38,31 +46,35 @@ def run(args: argparse.Namespace) -> int:
     from lsmdepth_ros.io_utils import atomic_write_text
     from lsmdepth_ros.training import distributed
     from lsmdepth_ros.training.config import TrainConfig
-    from lsmdepth_ros.training.trainer import (
-        CONFIG_NAME,
-        NonFiniteLossError,
-        Trainer,
-        summary_dict,
-    )
+    from lsmdepth_ros.training.state import CONFIG_NAME, resolve_resume
+    from lsmdepth_ros.training.trainer import NonFiniteLossError, Trainer, summary_dict
 
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     config_path = args.config
-    if config_path is None and args.resume:
-        resume = Path(args.resume)
-        run_dir = resume if resume.is_dir() else resume.parent
-        config_path = run_dir / CONFIG_NAME
     try:
+        if args.resume:
+            resume = resolve_resume(args.resume)
+            if config_path is None:
+                config_path = resume.parent / CONFIG_NAME
+                if not config_path.is_file():
+                    raise FileNotFoundError(f"cannot resume from {args.resume}: run folder "
+                                            f"{resume.parent} holds no {CONFIG_NAME}; pass "
+                                            "--config")
         config = TrainConfig.load(config_path, args.overrides, model=args.model,
-                                  steps=args.steps, device=args.device)
-    except (ValueError, FileNotFoundError) as exc:
-        print(f"lsmdepth train: {exc}", file=sys.stderr)
-        return 2
-
-    try:
+                                  steps=args.steps, device=args.device,
+                                  keep_checkpoints=args.keep)
         trainer = Trainer(config, run_dir=args.run_dir, resume=args.resume)
     except (ValueError, FileNotFoundError) as exc:
         print(f"lsmdepth train: {exc}", file=sys.stderr)
         return 2
+    if trainer.finished:
+        if trainer.is_main:
+            print(f"lsmdepth train: the run in {trainer.run_dir} already finished (step "
+                  f"{trainer.step} of steps={config.steps}); nothing written. Raise steps "
+                  "(--steps N) to train it further.", flush=True)
+        trainer.close()
+        distributed.cleanup()
+        return 0
     if trainer.is_main:
         where = f"resuming at step {trainer.step}" if args.resume else "new run"
         print(f"lsmdepth train: {where}; run directory {trainer.run_dir} "
@@ -77,9 +89,10 @@ def run(args: argparse.Namespace) -> int:
         distributed.cleanup()
     if trainer.is_main:
         info = summary_dict(summary)
-        print(json.dumps(info, indent=2))
+        text = json.dumps(info, indent=2, allow_nan=False)
+        print(text)
         if summary.model_path:
             print(f"final weights: {summary.model_path}")
         if args.summary_json:
-            atomic_write_text(args.summary_json, json.dumps(info, indent=2) + "\n")
+            atomic_write_text(args.summary_json, text + "\n")
     return 0

@@ -18,10 +18,14 @@ import yaml
 
 from lsmdepth_ros.geometry import DepthRange
 from lsmdepth_ros.io_utils import atomic_write_text
-
-POSE_SOURCES = ("network", "dataset")
-SUPERVISION_MODES = ("self", "supervised", "self+lidar", "distill")  # see training/objectives.py
-DATA_KINDS = ("synthetic", "kitti", "folder", "bag")
+from lsmdepth_ros.training.supervision import (
+    POSE_SOURCES,
+    SUPERVISION_MODES,
+    check_supervision,
+    needs_sources,
+    trains_pose_network,
+    uses_source_frames,
+)
 
 
 @dataclass
@@ -39,17 +43,19 @@ class TrainConfig:
     # data
     data_kind: str = "synthetic"
     data_path: str = ""             # dataset root / bag; synthetic: a cache folder or "" (memory)
-    data_options: dict = field(default_factory=dict)    # passed to the dataset builder
+    # the data set's own options: keyword arguments of its class (datasets/registry.py lists
+    # them per data_kind; checked, with the valid keys in the error)
+    data_options: dict = field(default_factory=dict)
     frame_ids: list = field(default_factory=lambda: [0, -1, 1])
     # Where the camera motion between frames comes from: "network" (PoseNet, fully
     # self-supervised) or "dataset" (the sample's ("pose_gt", i): odometry or the synthetic
     # generator's exact poses; depth is then learnt at metric scale and PoseNet is not trained)
     pose_source: str = "network"
     augment: bool = True            # monodepth2 colour jitter + horizontal flips
-    # What the depth network learns from (training/objectives.py): "self" (photometric),
+    # What the depth network learns from (training/supervision.py): "self" (photometric),
     # "supervised" (SigLoss on dense depth_gt; only frame 0 is loaded), "self+lidar"
     # (photometric + sparse depth), "distill" (a teacher's depth, + photometric when frame_ids
-    # has sources); supervision_options holds the mode's keys (objectives.SupervisionOptions)
+    # has sources); supervision_options holds the mode's keys (supervision.SupervisionOptions)
     supervision: str = "self"
     supervision_options: dict = field(default_factory=dict)
     batch_size: int = 12            # per process
@@ -102,9 +108,8 @@ class TrainConfig:
                           f"downsamples 32x), got {self.height}x{self.width}")
         if self.pose_source not in POSE_SOURCES:
             errors.append(f"pose_source must be one of {POSE_SOURCES}, got {self.pose_source!r}")
-        needs_sources = self.supervision in ("self", "self+lidar")
         if not self.frame_ids or self.frame_ids[0] != 0 \
-                or (needs_sources and len(self.frame_ids) < 2) \
+                or (needs_sources(self.supervision) and len(self.frame_ids) < 2) \
                 or len(set(self.frame_ids)) != len(self.frame_ids):
             errors.append(f"frame_ids must start with 0 (the target) followed by distinct "
                           f"source offsets such as [0, -1, 1], got {self.frame_ids}")
@@ -112,14 +117,13 @@ class TrainConfig:
             errors.append(f"supervision must be one of {SUPERVISION_MODES}, got "
                           f"{self.supervision!r}")
         else:
-            from lsmdepth_ros.training.objectives import check_supervision
-
             try:
                 check_supervision(self.supervision, self.supervision_options)
             except ValueError as exc:
                 errors.append(str(exc))
-        if self.data_kind not in DATA_KINDS:
-            errors.append(f"data_kind must be one of {DATA_KINDS}, got {self.data_kind!r}")
+        from lsmdepth_ros.training.datasets.registry import check_data_config
+
+        errors.extend(check_data_config(self.data_kind, self.data_path, self.data_options))
         for name in ("batch_size", "steps", "checkpoint_interval", "max_nonfinite_steps",
                      "restart_mult"):
             if getattr(self, name) < 1:
@@ -138,6 +142,8 @@ class TrainConfig:
             DepthRange(self.min_depth, self.max_depth)
         except ValueError as exc:
             errors.append(str(exc))
+        if len(errors) == 1:
+            raise ValueError(f"invalid training config: {errors[0]}")
         if errors:
             raise ValueError("invalid training config:\n  - " + "\n  - ".join(errors))
 
@@ -148,9 +154,14 @@ class TrainConfig:
     @property
     def source_frame_ids(self) -> list[int]:
         """The source frames the photometric loss uses (none in supervised mode)."""
-        if self.supervision == "supervised":
+        if not uses_source_frames(self.supervision):
             return []
         return [int(f) for f in self.frame_ids[1:]]
+
+    @property
+    def trains_pose_network(self) -> bool:
+        """Whether PoseNet exists in this run (see `supervision.trains_pose_network`)."""
+        return trains_pose_network(self.supervision, len(self.source_frame_ids), self.pose_source)
 
     # ------------------------------------------------------------------------------------------
     # (de)serialisation
@@ -165,7 +176,11 @@ class TrainConfig:
         if unknown:
             raise ValueError(f"unknown training config key(s) {unknown}; valid keys: "
                              f"{sorted(names)}")
-        return cls(**{k: _coerce(k, v) for k, v in values.items()})
+        coerced = {k: _coerce(k, v) for k, v in values.items()}
+        for k, v in coerced.items():
+            if isinstance(v, dict):
+                check_flow_map(k, v)
+        return cls(**coerced)
 
     @classmethod
     def load(cls, path: str | Path | None = None, overrides: list[str] | None = None,
@@ -234,6 +249,23 @@ def _coerce(name: str, value: Any) -> Any:
                 raise ValueError(value)
             return parsed
     except (TypeError, ValueError):
-        raise ValueError(f"training config key {name!r} expects a {kind.__name__}, got "
+        raise ValueError(f"training config key {name!r} expects {type_phrase(kind)}, got "
                          f"{value!r}") from None
     return value
+
+
+def type_phrase(kind: type) -> str:
+    """'an int', 'a float', ... for error messages."""
+    name = {"int": "integer", "str": "string", "dict": "mapping"}.get(kind.__name__,
+                                                                     kind.__name__)
+    return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
+
+
+def check_flow_map(name: str, mapping: Mapping) -> None:
+    """YAML reads `{train_sequences:2}` (no space after the colon) as the key
+    'train_sequences:2' with no value: name that mistake instead of an unknown key."""
+    for key, value in mapping.items():
+        if isinstance(key, str) and ":" in key and value is None:
+            good = key.replace(":", ": ", 1)
+            raise ValueError(f"{name} holds the key {key!r} without a value: in YAML flow maps "
+                             f"a colon needs a space after it; write {{{good}}}")

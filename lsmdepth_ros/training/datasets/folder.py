@@ -31,7 +31,7 @@ import numpy as np
 from lsmdepth_ros.bagio import CameraModel
 from lsmdepth_ros.geometry import scale_intrinsics
 from lsmdepth_ros.training.datasets.augment import AugmentOptions
-from lsmdepth_ros.training.datasets.base import MonoDataset, sequence_items
+from lsmdepth_ros.training.datasets.base import DEPTH_KEY, MonoDataset, sequence_items
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
 
@@ -163,6 +163,8 @@ class ImageDepthFolder:
     256). Yields {("color", 0, 0): [3, height, width] RGB in [0, 1], "depth_gt": [1, h, w]}.
     """
 
+    provides_depth = True
+
     def __init__(self, images: str | Path, depths: str | Path, height: int, width: int):
         images, depths = Path(images), Path(depths)
         for folder in (images, depths):
@@ -201,4 +203,4 @@ class ImageDepthFolder:
             raise ValueError(f"{depth_path}: expected a 2-D depth map, got shape {depth.shape}")
         depth = np.nan_to_num(depth, nan=0.0, posinf=0.0)
         image = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1))).float() / 255.0
-        return {("color", 0, 0): image, "depth_gt": torch.from_numpy(depth)[None]}
+        return {("color", 0, 0): image, DEPTH_KEY: torch.from_numpy(depth)[None]}
