@@ -8,7 +8,7 @@ import torch
 from lsmdepth_ros.cli import main
 from lsmdepth_ros.metrics import EvalOptions, evaluate_depth_pairs
 from lsmdepth_ros.training.datasets import SyntheticDataset, synthetic_folder_dataset
-from lsmdepth_ros.training.evaluate import evaluate_model
+from lsmdepth_ros.training.heldout import evaluate_model
 
 W, H = 128, 64
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from lsmdepth_ros import geometry
-from lsmdepth_ros.training import losses
+from lsmdepth_ros.training import photometric as losses
 
 # ----------------------------------------------------------------------------------------------
 # numpy references written from the papers' formulas, independent of the torch code

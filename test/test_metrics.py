@@ -15,7 +15,7 @@ from lsmdepth_ros.metrics import (
     evaluate_depth_pairs,
     read_depth_png,
 )
-from lsmdepth_ros.training.evaluate import (
+from lsmdepth_ros.training.datasets.kitti_velodyne import (
     generate_depth_map,
     read_calib_file,
     velodyne_to_depth,
@@ -176,17 +176,7 @@ def test_velodyne_duplicates_keep_the_nearest_return():
 
 def test_truncated_velodyne_scan_is_reported(tmp_path):
     np.zeros(7, np.float32).tofile(tmp_path / "bad.bin")
-    from lsmdepth_ros.training.evaluate import load_velodyne_points
+    from lsmdepth_ros.training.datasets.kitti_velodyne import load_velodyne_points
 
     with pytest.raises(ValueError, match="truncated"):
         load_velodyne_points(tmp_path / "bad.bin")
-
-
-def test_metrics_still_importable_from_the_training_module():
-    """compute_depth_metrics & co. moved to lsmdepth_ros.metrics; the old import path is kept."""
-    import lsmdepth_ros.metrics as core
-    import lsmdepth_ros.training.evaluate as old
-
-    for name in ("compute_depth_metrics", "EvalOptions", "evaluate_depth_pair", "read_depth_png",
-                 "encode_depth_png", "METRIC_NAMES"):
-        assert getattr(old, name) is getattr(core, name)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from lsmdepth_ros.training.supervised_losses import (
+from lsmdepth_ros.training.depth_losses import (
     DepthSupervisionLoss,
     DepthSupervisionOptions,
     SigLoss,
@@ -152,8 +152,8 @@ def test_few_supervised_steps_reduce_sigloss_on_a_fixed_batch():
 
 def test_objective_modes_add_the_right_terms():
     from lsmdepth_ros.geometry import disp_to_depth
-    from lsmdepth_ros.training.losses import LossResult
-    from lsmdepth_ros.training.objectives import TrainingObjective
+    from lsmdepth_ros.training.loss_terms import TrainingObjective
+    from lsmdepth_ros.training.photometric import LossResult
     from lsmdepth_ros.training.supervision import check_supervision
 
     torch.manual_seed(0)
@@ -186,7 +186,7 @@ def test_objective_modes_add_the_right_terms():
 
 def test_objective_semantic_term_uses_sample_labels():
     from lsmdepth_ros.training.distill import semantic_consistency_loss
-    from lsmdepth_ros.training.objectives import TrainingObjective
+    from lsmdepth_ros.training.loss_terms import TrainingObjective
 
     torch.manual_seed(1)
     disps = {("disp", 0): torch.rand(1, 1, 12, 16) * 0.9 + 0.05}

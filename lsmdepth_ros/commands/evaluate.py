@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
     from lsmdepth_ros.checkpoints import CheckpointError, load_checkpoint
     from lsmdepth_ros.io_utils import atomic_write_text
     from lsmdepth_ros.metrics import EvalOptions
-    from lsmdepth_ros.training.evaluate import evaluate_model
+    from lsmdepth_ros.training.heldout import evaluate_model
 
     device = args.device
     if device == "auto":

@@ -15,7 +15,7 @@ import numpy as np
 import torch
 
 from lsmdepth_ros.training.batch import Batch
-from lsmdepth_ros.training.objectives import LossTerms
+from lsmdepth_ros.training.loss_terms import LossTerms
 
 log = logging.getLogger("lsmdepth_ros.training.trainer")
 

@@ -1,9 +1,9 @@
 """The supervision modes: what each needs (source frames, depth, a PoseNet) and its options.
 
 =================  ==========================================================================
-``self``           the photometric loss (monodepth2; `losses.SelfSupervisedLoss`), the default
+``self``           the photometric loss (monodepth2; `photometric.SelfSupervisedLoss`), the default
 ``supervised``     SigLoss (or L1) of every scale's depth against dense ground-truth depth
-                   (DepthFormer's toolbox convention, `supervised_losses`); target frame only
+                   (DepthFormer's toolbox convention, `depth_losses`); target frame only
 ``self+lidar``     photometric + depth_weight * SigLoss (or L1) on the valid points of a sparse
                    depth (a LiDAR, e.g. KITTI velodyne; or simulated from dense depth with
                    ``lidar_rows``); the LiDAR also fixes the metric scale
@@ -15,7 +15,7 @@
 In every mode ``semantic_weight > 0`` adds the semantic consistency loss on scale 0, with labels
 from the sample's ``semantic_key`` ([1,H,W] integers, -1 = unlabelled) or a segmentation model.
 This module is the one place that knows the modes; `config` validates with it and
-`objectives` builds the loss terms from it.
+`loss_terms` builds the loss terms from it.
 """
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from lsmdepth_ros.training.depth_losses import DepthSupervisionOptions
 from lsmdepth_ros.training.distill import DistillOptions
-from lsmdepth_ros.training.supervised_losses import DepthSupervisionOptions
 
 SUPERVISION_MODES = ("self", "supervised", "self+lidar", "distill")
 POSE_SOURCES = ("network", "dataset")

@@ -6,7 +6,7 @@
 
 One step reads one way: data set sample -> collate (`datasets.collate`) -> `Batch` -> networks
 (`model.DepthPoseNet`: depth, and pose when the motion is learnt) -> named loss terms
-(`losses.SelfSupervisedLoss` for the photometric term, `objectives.TrainingObjective` for the
+(`photometric.SelfSupervisedLoss` for the photometric term, `loss_terms.TrainingObjective` for the
 rest) -> their total -> AdamW (Lite-Mono's schedule, AMP on CUDA, DDP under torchrun). State
 (seeds, sampler, checkpoints) lives in `state`, reporting in `run_log`, metrics in `heldout`.
 The run directory holds config.yaml, TensorBoard events, `step_XXXXXX.pt` and `latest.pt`
@@ -36,9 +36,9 @@ from lsmdepth_ros.training.batch import Batch
 from lsmdepth_ros.training.config import TrainConfig
 from lsmdepth_ros.training.datasets.collate import collate_samples
 from lsmdepth_ros.training.datasets.registry import build_datasets
-from lsmdepth_ros.training.losses import LossOptions, SelfSupervisedLoss
+from lsmdepth_ros.training.loss_terms import LossTerms, TrainingObjective
 from lsmdepth_ros.training.model import DepthPoseNet, unused_parameters
-from lsmdepth_ros.training.objectives import LossTerms, TrainingObjective
+from lsmdepth_ros.training.photometric import LossOptions, SelfSupervisedLoss
 from lsmdepth_ros.training.run_log import RunLog
 from lsmdepth_ros.training.schedule import warmup_cosine_restarts
 from lsmdepth_ros.training.state import (
@@ -417,7 +417,7 @@ class Trainer:
     def evaluate(self, dataset: Dataset | None = None, max_samples: int | None = None):
         """Held-out depth metrics of the current weights (Eigen protocol, median scaling).
 
-        Returns the `evaluate.EvalSummary` metrics dict plus the median-scaling ratio's
+        Returns the `metrics.EvalSummary` metrics dict plus the median-scaling ratio's
         median/std. The crop is Garg's for KITTI and none otherwise (config.eval_crop).
         """
         dataset = dataset if dataset is not None else self.val_dataset

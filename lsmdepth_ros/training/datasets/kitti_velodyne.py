@@ -1,9 +1,7 @@
-"""KITTI ground truth (velodyne scans + calibration) and a depth network on a data set.
+"""KITTI ground truth from velodyne scans + calibration files (numpy only).
 
-The Eigen metrics and protocol live in `lsmdepth_ros.metrics` (numpy only, shared with the bag
-tools and commands); they are re-exported here for code that imports them from this module.
-Velodyne ground truth follows monodepth2's export_gt_depth.py / kitti_utils.py, including its
-round()-1 pixel convention so numbers stay comparable.
+Follows monodepth2's export_gt_depth.py / kitti_utils.py, including its round()-1 pixel
+convention so numbers stay comparable with published results.
 """
 from __future__ import annotations
 
@@ -12,29 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from lsmdepth_ros.geometry import sparse_depth_image
-from lsmdepth_ros.metrics import (  # noqa: F401  (re-exported: public names of this module)
-    EIGEN_CROP,
-    GARG_CROP,
-    METRIC_NAMES,
-    EvalOptions,
-    EvalSummary,
-    FrameResult,
-    compute_depth_metrics,
-    crop_mask,
-    encode_depth_png,
-    eval_mask,
-    evaluate_depth_pair,
-    evaluate_depth_pairs,
-    median_scale,
-    read_depth_png,
-    resize_depth,
-    summarize,
-)
 
-DEFAULT_EVAL_OPTIONS = EvalOptions()  # frozen: safe as a shared default
-
-# ----------------------------------------------------------------------------------------------
-# KITTI ground truth
 
 def read_calib_file(path: str | Path) -> dict[str, np.ndarray]:
     """KITTI calibration text file ("key: v1 v2 ...") -> float arrays (non-numeric keys skipped)."""
@@ -112,57 +88,3 @@ def generate_depth_map(calib_dir: str | Path, velo_path: str | Path, cam: int = 
     width, height = (int(v) for v in cam2cam[f"S_rect_0{cam}"])
     P = P_rect @ R_rect @ T_velo_cam
     return velodyne_to_depth(load_velodyne_points(velo_path), P, height, width, vel_depth)
-
-
-# ----------------------------------------------------------------------------------------------
-# a model on a data set (torch imported lazily: the rest of this module is numpy only)
-
-def predict_depth_batches(model, images, min_depth: float, max_depth: float):
-    """Network on [B, 3, H, W] RGB in [0, 1] -> metric depth [B, H, W] numpy (before scaling)."""
-    import torch
-
-    from lsmdepth_ros.geometry import disp_to_depth
-
-    with torch.inference_mode():
-        disp = model(images)[("disp", 0)]
-    _, depth = disp_to_depth(disp, min_depth, max_depth)
-    return depth[:, 0].float().cpu().numpy()
-
-
-def evaluate_model(model, dataset, options: EvalOptions = DEFAULT_EVAL_OPTIONS, *, min_depth: float,
-                   max_depth: float, batch_size: int = 4, device: str = "cpu",
-                   num_workers: int = 0, max_images: int | None = None,
-                   progress: bool = False) -> EvalSummary:
-    """Eigen-protocol evaluation of a depth network on a data set built with load_depth=True.
-
-    `dataset` yields monodepth2 samples (("color", 0, 0) at the network's input size and
-    "depth_gt" at the ground truth's native size); min/max_depth map the sigmoid disparity to
-    depth (the checkpoint's range, not the evaluation's).
-    """
-    from torch.utils.data import DataLoader, Subset
-
-    if max_images is not None:
-        dataset = Subset(dataset, range(min(max_images, len(dataset))))
-    loader = DataLoader(dataset, batch_size=batch_size, shuffle=False, num_workers=num_workers,
-                        collate_fn=_collate_images_and_depth)
-    if progress:
-        from tqdm import tqdm
-
-        loader = tqdm(loader, desc="evaluating", unit="batch")
-    model = model.to(device).eval()
-    results = []
-    for images, depths in loader:
-        preds = predict_depth_batches(model, images.to(device), min_depth, max_depth)
-        for gt, pred in zip(depths, preds):
-            results.append(evaluate_depth_pair(gt, pred, options))
-    return summarize(results, options)
-
-
-def _collate_images_and_depth(samples):
-    import torch
-
-    if "depth_gt" not in samples[0]:
-        raise ValueError("the data set yields no 'depth_gt': build it with load_depth=True")
-    images = torch.stack([s[("color", 0, 0)] for s in samples])
-    depths = [s["depth_gt"][0].numpy() for s in samples]  # native sizes may differ
-    return images, depths

@@ -14,6 +14,11 @@ import torch.nn.functional as F
 
 from lsmdepth_ros import geometry
 from lsmdepth_ros.training.datasets.base import DEPTH_KEY
+from lsmdepth_ros.training.depth_losses import (
+    DepthSupervisionLoss,
+    DepthSupervisionOptions,
+    simulate_lidar,
+)
 from lsmdepth_ros.training.distill import (
     DistillationLoss,
     DistillOptions,
@@ -21,12 +26,7 @@ from lsmdepth_ros.training.distill import (
     load_teacher,
     semantic_consistency_loss,
 )
-from lsmdepth_ros.training.losses import LossResult
-from lsmdepth_ros.training.supervised_losses import (
-    DepthSupervisionLoss,
-    DepthSupervisionOptions,
-    simulate_lidar,
-)
+from lsmdepth_ros.training.photometric import LossResult
 from lsmdepth_ros.training.supervision import (
     SupervisionOptions,
     check_supervision,
