@@ -6,6 +6,9 @@
   (`synthetic_folder_dataset`).
 - `FolderSequenceDataset`: folders of image sequences + an intrinsics YAML.
 - `RosbagSequenceDataset`: image + camera_info topics of rosbag2 bags.
+
+`registry.DATASETS` maps a config's `data_kind` to its class and builder (train / val / test);
+`collate.collate_samples` turns samples into a batch.
 """
 from lsmdepth_ros.synthetic import SyntheticDrive, SyntheticOptions
 from lsmdepth_ros.training.datasets.augment import AugmentOptions
