@@ -4,6 +4,7 @@
     lsmdepth evaluate CKPT --data synthetic --data-path synth_out --split test      # `lsmdepth synth` folder
     lsmdepth evaluate CKPT --data kitti --data-path kitti_data --split-file splits/eigen/test_files.txt
     lsmdepth evaluate CKPT --data folder --images DIR --depths DIR
+    lsmdepth evaluate CKPT --data middlebury      # real photo: scikit-image's motorcycle frame
 
 Prints monodepth2's metrics table and writes a JSON summary (metrics, median-scaling ratio
 statistics, protocol options, checkpoint) to --output.
@@ -19,9 +20,11 @@ HELP = "evaluate a checkpoint with the Eigen protocol (synthetic, KITTI or image
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("checkpoint", help="checkpoint .pt (or official weights folder)")
-    parser.add_argument("--data", choices=("synthetic", "kitti", "folder"), default="synthetic",
+    parser.add_argument("--data", choices=("synthetic", "kitti", "folder", "middlebury"),
+                        default="synthetic",
                         help="synthetic drives (rendered, or a `lsmdepth synth` folder), KITTI "
-                             "raw, or folders of images + ground-truth depth")
+                             "raw, folders of images + ground-truth depth, or middlebury: the real "
+                             "motorcycle frame shipped with scikit-image")
     parser.add_argument("--data-path", help="synthetic: folder written by `lsmdepth synth` "
                                             "(default: render drives on the fly); kitti: raw data root")
     parser.add_argument("--split", default="test", help="synthetic folder split (train/val/test)")
@@ -97,6 +100,10 @@ def _dataset(args, height: int, width: int):
         where = ("synthetic", args.data_path or "", {} if args.data_path else {
             "val_sequences": args.sequences, "frames_per_sequence": args.frames,
             "val_seed": args.seed}, args.split)
+    elif args.data == "middlebury":
+        from lsmdepth_ros.training.datasets.middlebury import middlebury_dataset
+
+        return middlebury_dataset(height, width)
     elif args.data == "kitti":
         if not (args.data_path and args.split_file):
             raise ValueError("--data kitti needs --data-path (KITTI raw root) and --split-file "

@@ -9,6 +9,13 @@ resizing and encoding); no torch, no ROS. The torch data set that renders it on 
 - `renderer`: `render(scene, T_world_cam, K, width, height)` -> (rgb, depth)
 - `drive`: `SyntheticOptions`, `SyntheticDrive` (trajectory + frames), `drive_seed`
 - `writer`: KITTI-like folders (`write_kitti_layout`) and rosbag2 bags (`write_synthetic_bag`)
+
+The domain-randomised world (streets, campus paths, rooms, corridors, warehouse aisles; random
+camera, light and sensor per drive) reuses the ray casting:
+- `world`: `WorldOptions`, `WorldDrive` (same Frame interface as `SyntheticDrive`)
+- `world_scene`, `outdoor_layouts`, `indoor_layouts`: the scene description and its builders
+- `world_shading`: textures, light, cast shadows, AO-like darkening, sky, fog
+- `sensor`: exposure, white balance, noise, blur, vignetting, JPEG
 """
 from lsmdepth_ros.synthetic.drive import (
     KITTI_K_NORMALIZED,
@@ -20,6 +27,7 @@ from lsmdepth_ros.synthetic.drive import (
 )
 from lsmdepth_ros.synthetic.renderer import render
 from lsmdepth_ros.synthetic.scenes import Scene, build_scene
+from lsmdepth_ros.synthetic.world import WorldDrive, WorldOptions
 
 __all__ = [
     "KITTI_K_NORMALIZED",
@@ -27,6 +35,8 @@ __all__ = [
     "Scene",
     "SyntheticDrive",
     "SyntheticOptions",
+    "WorldDrive",
+    "WorldOptions",
     "build_scene",
     "drive_seed",
     "relative_pose",

@@ -13,7 +13,7 @@ import numpy as np
 
 from lsmdepth_ros.synthetic.raycast import GROUND, SKY, cast_rays
 from lsmdepth_ros.synthetic.scenes import BUILDING, Scene
-from lsmdepth_ros.synthetic.textures import sample_texture, texture_atlas
+from lsmdepth_ros.synthetic.textures import sample_texture, sky_gradient, texture_atlas
 
 _SUN = np.array([0.35, -0.8, 0.45]) / np.linalg.norm([0.35, -0.8, 0.45])  # towards the sun
 _AMBIENT, _DIFFUSE = 0.45, 0.6
@@ -99,13 +99,6 @@ def _sky(d: np.ndarray) -> np.ndarray:
     """Sky colour from the ray direction only (it is at infinity): gradient + cloud texture."""
     if d.shape[0] == 0:
         return np.zeros((0, 3), np.float32)
-    atlas = texture_atlas()
-    n = d / np.linalg.norm(d, axis=1, keepdims=True)
-    elevation = np.clip(-n[:, 1], 0.0, 1.0)
-    azimuth = np.arctan2(n[:, 0], n[:, 2])
-    horizon, zenith = np.array([0.78, 0.85, 0.95]), np.array([0.35, 0.55, 0.9])
-    w = np.sqrt(elevation)[:, None]
-    base = (1 - w) * horizon + w * zenith
-    clouds = sample_texture(atlas, np.full(n.shape[0], 3), np.full(n.shape[0], 2),
-                     azimuth * 300.0, elevation * 600.0)
+    base, clouds, _ = sky_gradient(d, np.array([0.78, 0.85, 0.95]), np.array([0.35, 0.55, 0.9]),
+                                   texture_atlas())
     return np.clip(base * (0.9 + 0.15 * clouds[:, None]), 0, 1).astype(np.float32)

@@ -158,6 +158,19 @@ def world_atlas() -> Atlas:
     return build_atlas(_make_textures(WORLD_TEXTURES))
 
 
+def sky_gradient(d: np.ndarray, horizon, zenith, atlas: Atlas):
+    """Sky seen along world directions d [N, 3] (y down): (colour [N, 3] float64 from the
+    horizon / zenith gradient, cloud texture [N] around 1, unit directions [N, 3])."""
+    n = d / np.linalg.norm(d, axis=1, keepdims=True)
+    elevation = np.clip(-n[:, 1], 0.0, 1.0)
+    azimuth = np.arctan2(n[:, 0], n[:, 2])
+    w = np.sqrt(elevation)[:, None]
+    base = (1 - w) * np.asarray(horizon) + w * np.asarray(zenith)
+    clouds = sample_texture(atlas, np.full(n.shape[0], 3), np.full(n.shape[0], 2),
+                            azimuth * 300.0, elevation * 600.0)
+    return base, clouds, n
+
+
 def sample_texture(atlas: Atlas, tex: np.ndarray, level: np.ndarray, a: np.ndarray,
                    b: np.ndarray) -> np.ndarray:
     """Bilinear, wrapping lookup at (a, b) in level-0 texels of texture `tex` at mip `level`."""

@@ -1,4 +1,9 @@
-"""Torch data set of synthetic drives rendered on the fly (the world is lsmdepth_ros.synthetic)."""
+"""Torch data set of synthetic drives rendered on the fly (the world is lsmdepth_ros.synthetic).
+
+`world="drive"`: the classic street drive (`SyntheticDrive`, one KITTI-like camera);
+`world="random"`: the domain-randomised world (`WorldDrive`: outdoor and indoor scenes, a random
+camera, light and sensor per drive; `world_options` holds extra `WorldOptions` fields).
+"""
 from __future__ import annotations
 
 from collections import OrderedDict
@@ -14,6 +19,7 @@ from lsmdepth_ros.synthetic import (
     drive_seed,
     relative_pose,
 )
+from lsmdepth_ros.synthetic.world import WorldDrive, WorldOptions
 from lsmdepth_ros.training.datasets.augment import AugmentOptions
 from lsmdepth_ros.training.datasets.base import MonoDataset, sequence_items
 
@@ -35,14 +41,25 @@ class SyntheticDataset(MonoDataset):
                  frame_ids: tuple[int, ...] = (0, -1, 1), num_scales: int = 4,
                  is_train: bool = False, load_depth: bool = True,
                  augment: AugmentOptions | None = None, cache_frames: int = 256,
-                 options: SyntheticOptions | None = None):
-        base = options or SyntheticOptions()
-        self.options = replace(base, width=int(width), height=int(height),
-                               frames=int(frames_per_sequence))
+                 options: SyntheticOptions | None = None, world: str = "drive",
+                 world_options: dict | None = None):
         self.seed = int(seed)
-        self.drives = {f"{k:04d}": SyntheticDrive(drive_seed(seed, k), self.options)
-                       for k in range(int(num_sequences))}
-        items = sequence_items({k: len(d) for k, d in self.drives.items()}, tuple(frame_ids))
+        names = [f"{k:04d}" for k in range(int(num_sequences))]
+        if world == "drive":
+            base = options or SyntheticOptions()
+            self.options = replace(base, width=int(width), height=int(height),
+                                   frames=int(frames_per_sequence))
+            self.drives = {name: SyntheticDrive(drive_seed(seed, k), self.options)
+                           for k, name in enumerate(names)}
+        elif world == "random":
+            extra = dict(world_options or {})
+            self.options = WorldOptions(width=int(width), height=int(height),
+                                        frames=int(frames_per_sequence), **extra)
+            self.drives = _LazyWorldDrives(names, self.seed, self.options)
+        else:
+            raise ValueError(f"world must be 'drive' (the classic street drive) or 'random' "
+                             f"(the domain-randomised world), got {world!r}")
+        items = sequence_items({k: self.options.frames for k in names}, tuple(frame_ids))
         super().__init__(items, height, width, frame_ids, num_scales, is_train, load_depth,
                          augment)
         self._cache: OrderedDict = OrderedDict()
@@ -66,8 +83,8 @@ class SyntheticDataset(MonoDataset):
 
     def intrinsics(self, sequence: str, width: int, height: int) -> np.ndarray:
         # images of coarser scales are area-downsampled renders: pixel-centre scaling is exact
-        return scale_intrinsics(self.options.K, (self.options.width, self.options.height),
-                                (width, height))
+        return scale_intrinsics(self.drives[sequence].K,
+                                (self.options.width, self.options.height), (width, height))
 
     def load_depth_gt(self, sequence: str, frame_index: int) -> np.ndarray:
         return self.frame(sequence, frame_index).depth
@@ -76,3 +93,26 @@ class SyntheticDataset(MonoDataset):
         poses = self.drives[sequence].poses
         return relative_pose(poses[frame_index], poses[frame_index + offset])
 
+
+class _LazyWorldDrives:
+    """sequence name -> WorldDrive, built on first use (thousands of drives cost nothing until
+    rendered); the most recent `keep` are kept (a drive is cheap to rebuild: same seed)."""
+
+    def __init__(self, names: list[str], seed: int, options: WorldOptions, keep: int = 256):
+        self.seeds = {name: drive_seed(seed, k) for k, name in enumerate(names)}
+        self.options, self.keep = options, keep
+        self._built: OrderedDict = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self.seeds)
+
+    def __getitem__(self, name: str) -> WorldDrive:
+        drive = self._built.get(name)
+        if drive is None:
+            drive = WorldDrive(self.seeds[name], self.options)
+            self._built[name] = drive
+            while len(self._built) > self.keep:
+                self._built.popitem(last=False)
+        else:
+            self._built.move_to_end(name)
+        return drive
