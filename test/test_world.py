@@ -152,3 +152,34 @@ def test_random_world_data_set_serves_the_drives_frames():
         SyntheticDataset(1, 3, H, W, world="moon")
     with pytest.raises(ValueError, match="scenes"):
         WorldOptions(scenes=("beach",))
+
+
+def test_evaluate_command_on_held_out_indoor_world_drives(tmp_path):
+    import json
+
+    import torch
+
+    from lsmdepth_ros.checkpoints import load_checkpoint, save_checkpoint
+    from lsmdepth_ros.cli import main
+    from lsmdepth_ros.metrics import EvalOptions
+    from lsmdepth_ros.networks import build_depth_model
+    from lsmdepth_ros.training.datasets import SyntheticDataset
+    from lsmdepth_ros.training.evaluate import evaluate_model
+
+    torch.manual_seed(0)
+    ckpt = tmp_path / "tiny.pt"
+    save_checkpoint(ckpt, build_depth_model("lsmdepth", height=64, width=128), min_depth=0.1,
+                    max_depth=100.0)
+    out = tmp_path / "eval.json"
+    assert main(["evaluate", str(ckpt), "--data", "synthetic", "--world", "random", "--scenes",
+                 "room,corridor", "--sequences", "2", "--frames", "2", "--seed", "5",
+                 "--output", str(out), "--device", "cpu"]) == 0
+    report = json.loads(out.read_text())
+    model, info = load_checkpoint(ckpt)
+    ds = SyntheticDataset(2, 2, 64, 128, seed=5, frame_ids=(0,), num_scales=1, load_depth=True,
+                          world="random", world_options={"scenes": ["room", "corridor"]})
+    assert {ds.drives[k].kind for k in ("0000", "0001")} <= {"room", "corridor"}
+    direct = evaluate_model(model, ds, EvalOptions(crop=None), min_depth=info.min_depth,
+                            max_depth=info.max_depth)
+    assert report["num_images"] == 4
+    assert report["metrics"]["abs_rel"] == pytest.approx(direct.metrics["abs_rel"], rel=1e-6)

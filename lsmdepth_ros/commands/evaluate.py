@@ -35,6 +35,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--depths", help="folder: ground truth (.npy metres or uint16/256 .png), "
                                          "matched to images by file stem")
     parser.add_argument("--sequences", type=int, default=2, help="synthetic on the fly: drives")
+    parser.add_argument("--world", choices=("drive", "random"), default="drive",
+                        help="synthetic on the fly: the classic street drive or the randomised "
+                             "world")
+    parser.add_argument("--scenes", default="", help="--world random: comma-separated scene "
+                        "kinds (street,campus = outdoor; room,corridor,warehouse = indoor)")
     parser.add_argument("--frames", type=int, default=50, help="synthetic on the fly: frames each")
     parser.add_argument("--seed", type=int, default=1000,
                         help="synthetic on the fly: data set seed (keep it apart from training's)")
@@ -97,9 +102,11 @@ def _dataset(args, height: int, width: int):
 
     if args.data == "synthetic":
         # rendered drives when there is no folder: the registry's held-out (non-train) split
+        scenes = [k.strip() for k in args.scenes.split(",") if k.strip()]
         where = ("synthetic", args.data_path or "", {} if args.data_path else {
             "val_sequences": args.sequences, "frames_per_sequence": args.frames,
-            "val_seed": args.seed}, args.split)
+            "val_seed": args.seed, "world": args.world,
+            "world_options": {"scenes": scenes} if scenes else None}, args.split)
     elif args.data == "middlebury":
         from lsmdepth_ros.training.datasets.middlebury import middlebury_dataset
 
