@@ -148,7 +148,7 @@ def _ground_occlusion(scene: WorldScene, P: np.ndarray, ground: np.ndarray,
                       T_world_cam: np.ndarray, K: np.ndarray) -> np.ndarray:
     """[H, W] factor <= 1 darkening the ground near the footprints of boxes standing on it."""
     ao = np.ones(ground.shape, np.float32)
-    standing = np.nonzero(scene.bmax[:, 1] > -0.05 - scene.camera_support)[0]
+    standing = np.nonzero(scene.bmax[:, 1] > -0.05)[0]   # bottom on the ground plane
     if standing.size == 0 or not ground.any():
         return ao
     reach = 3 * _AO_RADIUS
@@ -222,7 +222,8 @@ def shade_world(scene: WorldScene, light: Lighting, hits: RayHits, T_world_cam: 
     rgb[valid] = colour
     rgb[~valid] = _sky(hits.d[~valid], light)
     if light.fog_density > 0:
-        dist = np.where(valid, hits.t * np.sqrt(np.einsum("hwc,hwc->hw", hits.d, hits.d)), np.inf)
+        # the sky sits at the render distance (t = far there): haze veils it, it does not erase it
+        dist = hits.t * np.sqrt(np.einsum("hwc,hwc->hw", hits.d, hits.d))
         keep = np.exp(-light.fog_density * dist)[..., None].astype(np.float32)
         rgb = rgb * keep + np.asarray(light.sky_horizon, np.float32) * (1 - keep)
     return rgb
