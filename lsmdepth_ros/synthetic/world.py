@@ -18,7 +18,7 @@ and stay inside the ranges. Poses are REP 103 optical frames in the world (x rig
 from __future__ import annotations
 
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -141,9 +141,7 @@ class WorldDrive:
         if self.scene.ceiling is not None:  # never at or above the ceiling
             cap = self.scene.ceiling - 0.3
             if self.camera.height > cap:
-                self.camera = CameraSetup(cap, *(getattr(self.camera, k) for k in
-                                                 ("pitch", "roll", "yaw", "hfov",
-                                                  "source_aspect", "K")))
+                self.camera = replace(self.camera, height=cap)
         self.lighting: Lighting = sample_lighting(np.random.default_rng(light_ss),
                                                   self.scene.indoor)
         self.sensor: SensorModel = (sample_sensor(np.random.default_rng(sensor_ss))
