@@ -58,7 +58,7 @@ def test_a_constant_depth_scores_the_issues_baseline():
 def test_evaluate_middlebury_command_scores_the_network_on_the_motorcycle(tmp_path, capsys):
     from lsmdepth_ros.checkpoints import load_checkpoint, save_checkpoint
     from lsmdepth_ros.networks import build_depth_model
-    from lsmdepth_ros.training.evaluate import predict_depth_batches
+    from lsmdepth_ros.training.heldout import predict_depth_batches
 
     torch.manual_seed(0)
     ckpt = tmp_path / "tiny.pt"

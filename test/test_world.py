@@ -164,7 +164,7 @@ def test_evaluate_command_on_held_out_indoor_world_drives(tmp_path):
     from lsmdepth_ros.metrics import EvalOptions
     from lsmdepth_ros.networks import build_depth_model
     from lsmdepth_ros.training.datasets import SyntheticDataset
-    from lsmdepth_ros.training.evaluate import evaluate_model
+    from lsmdepth_ros.training.heldout import evaluate_model
 
     torch.manual_seed(0)
     ckpt = tmp_path / "tiny.pt"
