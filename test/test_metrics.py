@@ -180,3 +180,14 @@ def test_truncated_velodyne_scan_is_reported(tmp_path):
 
     with pytest.raises(ValueError, match="truncated"):
         load_velodyne_points(tmp_path / "bad.bin")
+
+
+def test_old_import_path_of_the_metrics_is_the_same_functions():
+    # scripts written against the first layout import from training.evaluate: same objects
+    import lsmdepth_ros.metrics as metrics
+    from lsmdepth_ros.training import evaluate as old
+    from lsmdepth_ros.training import heldout
+
+    assert old.compute_depth_metrics is metrics.compute_depth_metrics
+    assert old.EvalOptions is metrics.EvalOptions
+    assert old.evaluate_model is heldout.evaluate_model
