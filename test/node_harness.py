@@ -183,7 +183,7 @@ class Harness:
         assert self.wait(fut.done, 10)
         return fut.result().results
 
-    def _call(self, client, request):
+    def call(self, client, request):
         assert client.wait_for_service(timeout_sec=10)
         fut = client.call_async(request)
         assert self.wait(fut.done, 10)
@@ -191,11 +191,11 @@ class Harness:
 
     def get_params(self, *names):
         """name -> rcl_interfaces ParameterValue (with its type)."""
-        values = self._call(self.get_client, GetParameters.Request(names=list(names))).values
+        values = self.call(self.get_client, GetParameters.Request(names=list(names))).values
         return dict(zip(names, values))
 
     def describe_params(self, *names):
-        return dict(zip(names, self._call(self.describe_client, DescribeParameters.Request(
+        return dict(zip(names, self.call(self.describe_client, DescribeParameters.Request(
             names=list(names))).descriptors))
 
     def close(self):
