@@ -280,7 +280,7 @@ def test_sigint_stops_the_node_promptly_while_busy(node):
     t0 = time.time()
     rc = proc.wait(timeout=15)
     assert rc == 0, read_log(log)[-2000:]
-    assert time.time() - t0 < 10
+    assert time.time() - t0 < 10   # generous: the teardown waits for at most one inference
     assert "Traceback" not in read_log(log), read_log(log)
 
 
