@@ -27,6 +27,7 @@ setup(
     entry_points={
         "console_scripts": [
             "depth_node = lsmdepth_ros.ros.node:main",
+            "depth_lifecycle_node = lsmdepth_ros.ros.lifecycle_node:main",
             "lsmdepth = lsmdepth_ros.cli:main",
         ],
     },

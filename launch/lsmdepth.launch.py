@@ -5,10 +5,11 @@
 
 Arguments: image, camera_info (topics the node's `image` / `camera_info` are remapped to),
 namespace, params_file (default: the package's config/lsmdepth.yaml), model_path (overrides the
-params file when not empty), use_sim_time, rviz, fixed_frame (RViz), fastdds_profile.
+params file when not empty), use_sim_time, rviz, fixed_frame (RViz), fastdds_profile,
+lifecycle (true: the managed node, brought up with `ros2 lifecycle set <node> configure` then
+`activate`, or by a lifecycle manager; default false: the plain node, working at once).
 The Fast DDS profile with a 32 MB shared-memory segment is exported to the node's environment
-(large clouds are lost or delayed with the default segment); processes that subscribe to the
-clouds on the same machine should use it too.
+(the node applies it by itself too when started without this file; a profile given here wins).
 """
 import os
 
@@ -16,12 +17,13 @@ from ament_index_python.packages import get_package_share_directory
 from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration
-from launch_ros.actions import Node
+from launch_ros.actions import LifecycleNode, Node
 
 from launch import LaunchDescription
 
 PACKAGE = "lsmdepth_ros"
 EXECUTABLE = "depth_node"
+LIFECYCLE_EXECUTABLE = "depth_lifecycle_node"
 # The node's own (relative) topic names; remapped from the launch arguments below.
 NODE_IMAGE_TOPIC = "image"
 NODE_CAMERA_INFO_TOPIC = "camera_info"
@@ -37,6 +39,18 @@ def _depth_node(context, *args, **kwargs):
     overrides = {"use_sim_time": _truthy(cfg("use_sim_time"))}
     if cfg("model_path"):
         overrides["model_path"] = cfg("model_path")
+    if _truthy(cfg("lifecycle")):
+        return [LifecycleNode(
+            package=PACKAGE,
+            executable=LIFECYCLE_EXECUTABLE,
+            name="depth_node",
+            namespace=cfg("namespace"),
+            parameters=[cfg("params_file"), overrides],
+            remappings=[(NODE_IMAGE_TOPIC, cfg("image")),
+                        (NODE_CAMERA_INFO_TOPIC, cfg("camera_info"))],
+            output="screen",
+            emulate_tty=True,
+        )]
     return [Node(
         package=PACKAGE,
         executable=EXECUTABLE,
@@ -70,6 +84,9 @@ def generate_launch_description():
                               description="Start RViz with config/lsmdepth.rviz"),
         DeclareLaunchArgument("fixed_frame", default_value="camera_optical_frame",
                               description="RViz fixed frame: the camera's optical frame id"),
+        DeclareLaunchArgument("lifecycle", default_value="false",
+                              description="true: the managed (lifecycle) node, which waits "
+                              "for configure / activate"),
         DeclareLaunchArgument("fastdds_profile",
                               default_value=os.path.join(config, "fastdds_profile.xml"),
                               description="Fast DDS profile (32 MB shared-memory segment)"),

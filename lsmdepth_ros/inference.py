@@ -69,7 +69,8 @@ class EstimatorOptions:
     device: str = option("auto", "'auto' (CUDA when available), 'cuda' (falls back to the CPU "
                          "with a warning when absent) or 'cpu'", choices=DEVICES)
     fp16: bool = option(True, "Half precision on CUDA (ignored on the CPU)")
-    num_threads: int = option(0, "CPU threads for the network (0: the library default)")
+    num_threads: int = option(0, "CPU threads for the network (0: the library default)",
+                              bounds=(0, 1024))
     trt_cache_dir: str = option("", "TensorRT engine cache folder for the onnxruntime backend "
                                 "(empty: ~/.cache/lsmdepth_ros/tensorrt)")
     output_resolution: str = option("input", "'input': depth at the camera's resolution; "
@@ -78,12 +79,14 @@ class EstimatorOptions:
     interpolation: str = option("area", "Resize filter for the network input: 'area' (best for "
                                 "shrinking) or 'linear'", choices=INTERPOLATIONS)
     clip_min_depth: float = option(0.0, "Depth below this many metres is published as NaN "
-                                   "(0: no lower clip)", live=True)
+                                   "(0: no lower clip)", live=True, bounds=(0.0, 10000.0))
     clip_max_depth: float = option(0.0, "Depth beyond this many metres is published as NaN "
-                                   "(0: no upper clip)", live=True)
+                                   "(0: no upper clip)", live=True, bounds=(0.0, 10000.0))
     onnx_input_width: int = option(0, "Input width of an ONNX model without lsmdepth metadata "
-                                   "and with a variable input size (0: from the file)")
-    onnx_input_height: int = option(0, "Input height of such an ONNX model (0: from the file)")
+                                   "and with a variable input size (0: from the file)",
+                                   bounds=(0, 16384))
+    onnx_input_height: int = option(0, "Input height of such an ONNX model (0: from the file)",
+                                    bounds=(0, 16384))
     onnx_input_format: str = option("auto", "Channel order and pixel range an ONNX model takes "
                                     "before normalisation ('auto': the file's metadata, else "
                                     "rgb01)", choices=("auto",) + INPUT_FORMATS)
@@ -97,11 +100,13 @@ class EstimatorOptions:
                               choices=("auto",) + OUTPUT_KINDS)
     onnx_output_scale: float = option(0.0, "ONNX output scale: depth = scale * value, "
                                       "1 / (scale * value) for inverse_depth, scale / value for "
-                                      "disparity (0: the file's metadata, else 1)")
+                                      "disparity (0: the file's metadata, else 1)",
+                                      bounds=(0.0, 1e9))
     onnx_min_depth: float = option(0.0, "Depth range of an ONNX model's sigmoid disparity, "
-                                   "lower end in metres (0: the file's metadata)")
+                                   "lower end in metres (0: the file's metadata)",
+                                   bounds=(0.0, 10000.0))
     onnx_max_depth: float = option(0.0, "Upper end of that range in metres (0: the file's "
-                                   "metadata)")
+                                   "metadata)", bounds=(0.0, 10000.0))
     scale: ScaleOptions = field(default_factory=ScaleOptions,
                                 metadata={"help": "Scale policy options (scale.*)"})
 

@@ -1,8 +1,10 @@
 """Typed option dataclasses that document themselves.
 
 A field made with `option()` carries its help text, whether it may change while running
-(`live`) and its allowed values (`choices`). ROS parameters, CLI flags and config checks are
-derived from these fields, so each setting is described once.
+(`live`), its allowed values (`choices`) and its inclusive numeric range (`bounds`). ROS
+parameters (typed descriptors with ranges), CLI flags and config checks are derived from these
+fields, so each setting is described once; `coerce` is the one place a raw value becomes the
+option's type.
 """
 from __future__ import annotations
 
@@ -13,9 +15,10 @@ from typing import Any
 
 
 def option(default: Any = dataclasses.MISSING, help: str = "", *, live: bool = False,
-           choices: tuple = (), default_factory: Any = dataclasses.MISSING) -> Any:
-    """A dataclass field with documentation metadata."""
-    meta = {"help": help, "live": live, "choices": tuple(choices)}
+           choices: tuple = (), bounds: tuple | None = None,
+           default_factory: Any = dataclasses.MISSING) -> Any:
+    """A dataclass field with documentation metadata; `bounds` = (lowest, highest), inclusive."""
+    meta = {"help": help, "live": live, "choices": tuple(choices), "bounds": bounds}
     if default_factory is not dataclasses.MISSING:
         return dataclasses.field(default_factory=default_factory, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
@@ -29,6 +32,7 @@ class OptionInfo:
     help: str
     live: bool
     choices: tuple
+    bounds: tuple | None = None     # (lowest, highest) allowed, inclusive; None: unbounded
 
 
 def iter_options(cls_or_obj: Any, prefix: str = "") -> Iterator[OptionInfo]:
@@ -42,7 +46,8 @@ def iter_options(cls_or_obj: Any, prefix: str = "") -> Iterator[OptionInfo]:
             continue
         meta = f.metadata or {}
         yield OptionInfo(name=name, default=value, type=type(value), help=meta.get("help", ""),
-                         live=bool(meta.get("live", False)), choices=tuple(meta.get("choices", ())))
+                         live=bool(meta.get("live", False)), choices=tuple(meta.get("choices", ())),
+                         bounds=meta.get("bounds"))
 
 
 def replace_dotted(obj: Any, name: str, value: Any) -> Any:
@@ -66,3 +71,24 @@ def check_choices(obj: Any) -> None:
         if info.choices and value not in info.choices:
             raise ValueError(f"option '{info.name}' is {value!r}; expected one of "
                              f"{', '.join(map(repr, info.choices))}")
+
+
+_TYPE_WORDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+
+
+def coerce(info: OptionInfo, value: Any) -> Any:
+    """`value` as the option's type (an integer is accepted for a float option and converted);
+    ValueError naming the option, the expected type and the range otherwise."""
+    t = info.type
+    ok = (isinstance(value, bool) if t is bool else
+          isinstance(value, int) and not isinstance(value, bool) if t is int else
+          isinstance(value, (int, float)) and not isinstance(value, bool) if t is float else
+          isinstance(value, t))
+    if not ok:
+        raise ValueError(f"option '{info.name}' must be {_TYPE_WORDS.get(t, t.__name__)}, got "
+                         f"{value!r} ({type(value).__name__})")
+    value = float(value) if t is float else value
+    if info.bounds is not None and not info.bounds[0] <= value <= info.bounds[1]:
+        raise ValueError(f"option '{info.name}' must be between {info.bounds[0]} and "
+                         f"{info.bounds[1]}, got {value!r}")
+    return value

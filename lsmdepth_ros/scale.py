@@ -33,22 +33,29 @@ class ScaleOptions:
                          "(fit the ground plane, scale so the camera is camera_height above it)",
                          live=True, choices=SCALE_POLICIES)
     factor: float = option(1.0, "Depth multiplier of the 'fixed' policy (5.4 for KITTI "
-                           "stereo-trained monodepth2 / Lite-Mono weights)", live=True)
+                           "stereo-trained monodepth2 / Lite-Mono weights)", live=True,
+                           bounds=(0.0, 1e6))
     camera_height: float = option(1.65, "Height of the camera's optical centre above the ground "
-                                  "in metres ('camera_height' policy)", live=True)
+                                  "in metres ('camera_height' policy)", live=True,
+                                  bounds=(0.0, 1000.0))
     ground_region: float = option(0.35, "Lower fraction of the image rows searched for the ground "
-                                  "plane ('camera_height' policy)", live=True)
+                                  "plane ('camera_height' policy)", live=True, bounds=(0.0, 1.0))
     max_ground_tilt_deg: float = option(25.0, "Largest angle in degrees between the fitted ground "
                                         "normal and the camera's down axis; steeper planes (walls) "
-                                        "are rejected", live=True)
+                                        "are rejected", live=True, bounds=(0.0, 90.0))
     smoothing: float = option(0.1, "Weight of each new ground-height measurement in the "
-                              "exponential average (1 = no smoothing)", live=True)
+                              "exponential average (1 = no smoothing)", live=True,
+                              bounds=(0.0, 1.0))
     inlier_threshold: float = option(0.03, "Point-to-plane distance counted as ground, as a fraction "
-                                     "of the plane's distance from the camera", live=True)
+                                     "of the plane's distance from the camera", live=True,
+                                     bounds=(0.0, 1.0))
     min_inlier_fraction: float = option(0.3, "Fraction of the ground-region points that must lie on "
-                                        "the plane for a measurement to count", live=True)
-    ransac_iterations: int = option(64, "Plane hypotheses tried per frame", live=True)
-    max_points: int = option(2000, "Ground-region points sampled per frame for the fit", live=True)
+                                        "the plane for a measurement to count", live=True,
+                                        bounds=(0.0, 1.0))
+    ransac_iterations: int = option(64, "Plane hypotheses tried per frame", live=True,
+                                    bounds=(1, 100000))
+    max_points: int = option(2000, "Ground-region points sampled per frame for the fit", live=True,
+                             bounds=(3, 10000000))
 
     def __post_init__(self) -> None:
         if self.policy not in SCALE_POLICIES:

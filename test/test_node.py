@@ -1,242 +1,64 @@
 """The depth node as a separate process, talked to over real DDS (own domain, localhost only).
 
 One node process (random-weights tiny checkpoint, 64x192 network, 1 CPU thread) serves most
-tests, in file order: no camera_info yet -> outputs and geometry -> QoS -> live parameters ->
-bad inputs -> no backlog at twice the model's rate -> no subscribers -> shutdown. Start-up
-failures use their own short-lived processes.
+tests, in file order: no camera_info yet -> outputs and geometry -> QoS -> live and typed
+parameters -> bad inputs -> no backlog at twice the model's rate -> shutdown. Start-up failures
+and the compressed / namespaced node use their own processes. Pairing, lazy subscription and
+diagnostics are in test_node_inputs.py.
 """
 from __future__ import annotations
 
-import os
-import random
 import signal
 import subprocess
 import sys
-import threading
 import time
-from collections import defaultdict
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
-
-from lsmdepth_ros.checkpoints import save_checkpoint
-from lsmdepth_ros.networks import build_depth_model
-from lsmdepth_ros.resources import fastdds_env, params_file_path
-
-DOMAIN = random.Random(os.getpid() ^ int(time.time())).randint(1, 100)
-# Before any participant exists in this process: localhost discovery and the large-SHM profile.
-os.environ.setdefault("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
-os.environ.update({k: v for k, v in fastdds_env().items() if k.endswith("PROFILES_FILE")})
-
-import rclpy
-from diagnostic_msgs.msg import DiagnosticArray
-from rcl_interfaces.srv import SetParameters
-from rclpy.executors import SingleThreadedExecutor
-from rclpy.parameter import Parameter
-from rclpy.qos import QoSProfile, ReliabilityPolicy, qos_profile_sensor_data
+from node_harness import (
+    FRAME,
+    NET_H,
+    NET_W,
+    RELIABLE,
+    H,
+    Harness,
+    K,
+    M,
+    W,
+    camera_info,
+    read_log,
+    running_node,
+    scene,
+    start_node,
+    tiny_checkpoint,
+)
+from rcl_interfaces.msg import ParameterType
+from rclpy.qos import qos_profile_sensor_data
 from sensor_msgs.msg import CameraInfo, Image, PointCloud2, PointField
-from std_msgs.msg import Header
 
-from lsmdepth_ros.ros import messages as M
-from lsmdepth_ros.ros.diagnostics import diagnostics_values
-
-H, W = 96, 320                    # camera images
-NET_H, NET_W = 64, 192            # network input
-K = np.array([[220.0, 0.0, 161.3], [0.0, 215.0, 47.2], [0.0, 0.0, 1.0]])
-FRAME = "camera_optical_frame"
-RELIABLE = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
-
-
-def node_env() -> dict:
-    env = fastdds_env()
-    env.update(ROS_DOMAIN_ID=str(DOMAIN), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
-               RCUTILS_LOGGING_BUFFERED_STREAM="0", PYTHONUNBUFFERED="1")
-    return env
-
-
-def start_node(log_path: Path, *params: str, remaps: tuple[str, ...] = ()) -> subprocess.Popen:
-    cmd = [sys.executable, "-m", "lsmdepth_ros.ros.node", "--ros-args",
-           "--params-file", str(params_file_path())]
-    for p in params:
-        cmd += ["-p", p]
-    for r in remaps:
-        cmd += ["-r", r]
-    with open(log_path, "w") as log:   # the child keeps its own copy of the descriptor
-        return subprocess.Popen(cmd, env=node_env(), stdout=log, stderr=subprocess.STDOUT)
-
-
-def scene(seed=0) -> np.ndarray:
-    """A textured road-like picture: smooth colour gradients plus blobs (bgr8)."""
-    rng = np.random.default_rng(seed)
-    v, u = np.mgrid[0:H, 0:W].astype(np.float32)
-    img = np.stack([u / W * 255, v / H * 255, np.full_like(u, 90)], -1)
-    img += rng.normal(0, 25, img.shape).astype(np.float32)
-    return np.clip(img, 0, 255).astype(np.uint8)
-
-
-def camera_info(header, width=W, height=H, k=K) -> CameraInfo:
-    info = CameraInfo(width=width, height=height, distortion_model="plumb_bob")
-    info.header = header
-    info.k = [float(x) for x in np.asarray(k).reshape(-1)]
-    info.d = [0.0] * 5
-    info.r = [1.0, 0, 0, 0, 1.0, 0, 0, 0, 1.0]
-    return info   # P left all zero on purpose: the node must fill it
-
-
-class Harness:
-    """Test-side participant: publishes camera frames, collects every output by stamp."""
-
-    def __init__(self):
-        self.ctx = rclpy.Context()
-        rclpy.init(context=self.ctx, domain_id=DOMAIN)
-        self.node = rclpy.create_node("node_tester", context=self.ctx)
-        self.lock = threading.Lock()
-        self.msgs: dict[str, list] = defaultdict(list)
-        self.arrival: dict[str, list] = defaultdict(list)
-        self.pub_image = self.node.create_publisher(Image, "image", RELIABLE)
-        self.pub_info = self.node.create_publisher(CameraInfo, "camera_info", RELIABLE)
-        self.subs = {}
-        for topic, kind in (("depth", Image), ("depth/camera_info", CameraInfo),
-                            ("points", PointCloud2), ("depth/colored", Image)):
-            self.subscribe(topic, kind, RELIABLE)
-        self.subscribe("/diagnostics", DiagnosticArray, 10)
-        self.param_client = self.node.create_client(SetParameters, "/depth_node/set_parameters")
-        self.executor = SingleThreadedExecutor(context=self.ctx)
-        self.executor.add_node(self.node)
-        self.thread = threading.Thread(target=self.executor.spin, daemon=True)
-        self.thread.start()
-        self.seq = 0
-
-    def subscribe(self, topic, kind, qos, key=None):
-        key = key or topic
-
-        def store(msg):
-            with self.lock:
-                self.msgs[key].append(msg)
-                self.arrival[key].append(time.time())
-        self.subs[key] = self.node.create_subscription(kind, topic, store, qos)
-
-    def unsubscribe_outputs(self):
-        for key in [k for k in self.subs if k != "/diagnostics"]:
-            self.node.destroy_subscription(self.subs.pop(key))
-
-    def header(self):
-        self.seq += 1   # in the last digits of the stamp: unique even within one microsecond
-        h = Header(frame_id=FRAME)
-        now = time.time()
-        h.stamp.sec = int(now)
-        h.stamp.nanosec = int((now % 1) * 1e6) * 1000 + self.seq % 1000
-        return h
-
-    def send(self, img=None, encoding="bgr8", info=True, msg=None):
-        msg = msg or M.numpy_to_image(scene() if img is None else img, encoding)
-        msg.header = self.header()
-        if info is True:
-            self.pub_info.publish(camera_info(msg.header))
-        elif info is not None:
-            info.header = msg.header
-            self.pub_info.publish(info)
-        self.pub_image.publish(msg)
-        return msg.header
-
-    def get(self, topic, header):
-        with self.lock:
-            for m in self.msgs[topic]:
-                if m.header.stamp == header.stamp:
-                    return m
-        return None
-
-    def wait(self, predicate, timeout):
-        end = time.time() + timeout
-        while time.time() < end:
-            if predicate():
-                return True
-            time.sleep(0.02)
-        return predicate()
-
-    def send_until(self, topics, timeout=30.0, period=0.3, **kw):
-        """Send frames until one of them came back on every topic; returns its header."""
-        end = time.time() + timeout
-        sent = []
-        while time.time() < end:
-            sent.append(self.send(**kw))
-            if self.wait(lambda: any(all(self.get(t, h) for t in topics) for h in sent), period):
-                return next(h for h in sent if all(self.get(t, h) for t in topics))
-        raise AssertionError(f"no frame came back on {topics} within {timeout}s")
-
-    def diagnostics(self) -> dict:
-        with self.lock:
-            last = self.msgs["/diagnostics"][-1] if self.msgs["/diagnostics"] else None
-        return diagnostics_values(last) if last else {}
-
-    def fresh_diagnostics(self, timeout=5.0) -> dict:
-        with self.lock:
-            n = len(self.msgs["/diagnostics"])
-        assert self.wait(lambda: len(self.msgs["/diagnostics"]) > n, timeout)
-        return self.diagnostics()
-
-    def set_params(self, **values):
-        assert self.param_client.wait_for_service(timeout_sec=10)
-        req = SetParameters.Request(parameters=[Parameter(k.replace("__", "."), value=v)
-                                                .to_parameter_msg() for k, v in values.items()])
-        fut = self.param_client.call_async(req)
-        assert self.wait(fut.done, 10)
-        return fut.result().results
-
-    def close(self):
-        self.executor.shutdown(timeout_sec=1)
-        self.node.destroy_node()
-        rclpy.try_shutdown(context=self.ctx)
+from lsmdepth_ros.ros.diagnostics import status_name
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    model = build_depth_model("lsmdepth", height=NET_H, width=NET_W)
-    with torch.no_grad():       # random decoder weights: widen the (nearly flat) disparity
-        for p in model.decoder.parameters():
-            p.mul_(4.0)
-    path = tmp_path_factory.mktemp("node") / "tiny.pt"
-    save_checkpoint(path, model, min_depth=0.1, max_depth=80.0)
-    return path
+    return tiny_checkpoint(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
 def node(checkpoint, tmp_path_factory):
-    log = tmp_path_factory.mktemp("node_log") / "depth_node.log"
-    # device:=cuda on a machine without CUDA also checks the fallback path.
-    proc = start_node(log, f"model_path:={checkpoint}", "num_threads:=1", "device:=cuda",
-                      "warning_period:=0.5", "diagnostics_period:=0.5")
-    harness = Harness()
-    try:
-        ok = harness.wait(lambda: proc.poll() is not None or
-                          harness.node.count_publishers("/depth") > 0, 60)
-        assert ok and proc.poll() is None, f"node did not start:\n{log.read_text()}"
-        harness.wait(lambda: harness.pub_image.get_subscription_count() > 0 and
-                     harness.pub_info.get_subscription_count() > 0, 10)
-        yield proc, harness, log
-    finally:
-        harness.close()
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    # device:=cuda on a machine without CUDA also checks the fallback path; clip_min_depth:=0
+    # (an integer for a floating-point parameter) must be accepted as 0.0.
+    yield from running_node(checkpoint, tmp_path_factory, "device:=cuda", "clip_min_depth:=0")
 
-
-def _log(log: Path) -> str:
-    return log.read_text(errors="replace")
-
-
-# ----------------------------------------------------------------------------------------------
 
 def test_without_camera_info_depth_is_published_but_no_cloud(node):
     _, hx, log = node
     h = hx.send_until(["depth", "depth/colored"], info=None)
     time.sleep(0.5)
     assert hx.get("points", h) is None and hx.get("depth/camera_info", h) is None
-    assert hx.wait(lambda: "no camera_info received" in _log(log), 5), _log(log)
-    assert "CUDA was requested" in _log(log) and "falling back to the CPU" in _log(log)
+    assert hx.wait(lambda: "no camera_info received" in read_log(log), 5), read_log(log)
+    assert "CUDA was requested" in read_log(log) and "falling back to the CPU" in read_log(log)
 
 
 def test_outputs_share_the_input_header_and_the_cloud_reprojects(node):
@@ -315,6 +137,33 @@ def test_live_parameters_change_the_cloud_and_read_only_ones_are_refused(node):
     assert all(r.successful for r in back)
 
 
+def test_parameters_are_typed_with_ranges_and_integers_become_doubles(node):
+    _, hx, _ = node
+    # Given as the integer 0 on the command line: declared and kept a double.
+    got = hx.get_params("clip_min_depth", "point_stride", "max_range")
+    assert got["clip_min_depth"].type == ParameterType.PARAMETER_DOUBLE
+    assert got["clip_min_depth"].double_value == 0.0
+    assert got["point_stride"].type == ParameterType.PARAMETER_INTEGER
+    ok = hx.set_params(max_range=50)                       # `ros2 param set ... 50`
+    assert ok[0].successful, ok[0].reason
+    got = hx.get_params("max_range")["max_range"]
+    assert (got.type, got.double_value) == (ParameterType.PARAMETER_DOUBLE, 50.0)
+    described = hx.describe_params("point_stride", "max_range", "colormap", "model_path")
+    stride, max_range = described["point_stride"], described["max_range"]
+    assert not stride.dynamic_typing and stride.type == ParameterType.PARAMETER_INTEGER
+    assert [(r.from_value, r.to_value, r.step) for r in stride.integer_range] == [(1, 64, 1)]
+    assert [(r.from_value, r.to_value) for r in max_range.floating_point_range] == [
+        (0.0, 10000.0)]
+    assert described["colormap"].type == ParameterType.PARAMETER_STRING
+    assert described["model_path"].read_only and not stride.read_only
+    out_of_range = hx.set_params(point_stride=100)
+    assert not out_of_range[0].successful
+    wrong_type = hx.set_params(point_stride=2.5)
+    assert not wrong_type[0].successful and "type" in wrong_type[0].reason.lower()
+    assert hx.get_params("point_stride")["point_stride"].integer_value == 1
+    assert hx.set_params(max_range=0.0)[0].successful
+
+
 def _bad_image(kind: str) -> Image:
     good = M.numpy_to_image(scene(), "bgr8")
     if kind == "encoding":
@@ -339,7 +188,7 @@ def test_bad_images_are_skipped_and_the_node_keeps_going(node, kind, log_text):
     time.sleep(0.5)
     assert proc.poll() is None
     assert all(hx.get("depth", h) is None for h in sent)
-    assert hx.wait(lambda: log_text in _log(log), 5), _log(log)[-2000:]
+    assert hx.wait(lambda: log_text in read_log(log), 5), read_log(log)[-2000:]
     hx.send_until(["depth", "points"])                     # still working
     assert hx.wait(lambda: int(hx.fresh_diagnostics().get("bad_inputs", 0)) > before, 5)
 
@@ -357,7 +206,7 @@ def test_bad_camera_info_gives_depth_without_cloud(node, kind, log_text):
     h = hx.send_until(["depth"], info=info())
     time.sleep(0.4)
     assert hx.get("points", h) is None and hx.get("depth/camera_info", h) is None
-    assert hx.wait(lambda: log_text in _log(log), 5), _log(log)[-2000:]
+    assert hx.wait(lambda: log_text in read_log(log), 5), read_log(log)[-2000:]
     assert proc.poll() is None
     hx.send_until(["depth", "points"])                     # good camera_info: cloud again
 
@@ -378,70 +227,61 @@ def _fastest_inference_s(checkpoint) -> float:
 
 
 def test_twice_the_model_rate_builds_no_backlog(node, checkpoint):
+    """Counts and order only, no time bound, so it holds on a loaded machine: frames sent at
+    twice the model's best rate are partly dropped (a queue would process them all, later and
+    later), what is published comes out in stamp order, and every received frame is accounted
+    for as processed or dropped."""
     _, hx, _ = node
     best_s = _fastest_inference_s(checkpoint)
     hx.send_until(["depth"])
     diag = hx.fresh_diagnostics()
     rate = min(2.0 / best_s, 100.0)                         # twice what the model can do
     before = {k: int(diag[k]) for k in ("frames_dropped", "frames_received", "frames_processed")}
+    with hx.lock:
+        first_output = len(hx.msgs["depth"])
     sent = []
     t0 = time.time()
     while time.time() < t0 + 4.0:
         sent.append(hx.send())
         time.sleep(max(0.0, t0 + len(sent) / rate - time.time()))
-    inference_s = float(hx.diagnostics()["inference_ms_p90"]) / 1e3
-    time.sleep(3 * inference_s + 0.5)
-    latencies = []
-    for h in sent:
-        m = hx.get("depth", h)
-        if m is not None:
-            i = hx.msgs["depth"].index(m)
-            latencies.append(hx.arrival["depth"][i] - (h.stamp.sec + h.stamp.nanosec * 1e-9))
-    assert len(latencies) >= 5
-    assert len(latencies) < 0.8 * len(sent)                # frames were dropped, not queued
-    # A queue would grow by ~one inference per frame: 4 s at 2x rate ~ 2 s late at the end.
-    bound = 4 * inference_s + 0.3
-    assert max(latencies[len(latencies) // 2:]) < bound, (latencies, inference_s)
+    stamps = [(h.stamp.sec, h.stamp.nanosec) for h in sent]
+    # Settled: every frame the node received is accounted for (it works through at most the
+    # frame in inference and the one in the mailbox).
+    def settled(d):
+        return int(d["frames_received"]) == sum(int(d[k]) for k in (
+            "frames_processed", "frames_dropped", "bad_inputs", "frames_skipped_no_subscribers",
+            "frames_failed"))
     diag = hx.fresh_diagnostics()
+    deadline = time.time() + 60
+    while not settled(diag) and time.time() < deadline:
+        diag = hx.fresh_diagnostics()
+    assert settled(diag), diag
+    with hx.lock:
+        outputs = [(m.header.stamp.sec, m.header.stamp.nanosec)
+                   for m in hx.msgs["depth"][first_output:]]
+    ours = [s for s in outputs if s in set(stamps)]
+    assert len(ours) >= 5
+    assert len(ours) < 0.8 * len(sent)                     # frames were dropped, not queued
+    assert ours == sorted(ours) and len(set(ours)) == len(ours)   # newest wins, never older
     delta = {k: int(diag[k]) - v for k, v in before.items()}
     # Most frames reach the callback; on a loaded CPU a few are overwritten in the best-effort
     # subscription's keep-last history before the executor runs (the node cannot see those).
     assert delta["frames_received"] >= 0.5 * len(sent)
-    # Every received frame was either processed or counted as dropped.
-    assert abs(delta["frames_received"] - delta["frames_processed"] - delta["frames_dropped"]) <= 1
     assert delta["frames_dropped"] >= 0.2 * delta["frames_received"], diag
-    assert float(diag["latency_ms_p90"]) < 1e3 * bound
     assert diag["backend"] == "torch" and diag["device"].startswith("cpu")
-
-
-def test_no_subscribers_means_no_inference(node):
-    _, hx, _ = node
-    hx.unsubscribe_outputs()
-    assert hx.wait(lambda: hx.node.count_subscribers("/depth") == 0 and
-                   hx.node.count_subscribers("/points") == 0, 10)
-    time.sleep(1.0)   # let the node's graph cache see the subscriptions go
-    before = hx.fresh_diagnostics()
-    for _ in range(8):
-        hx.send()
-        time.sleep(0.1)
-    time.sleep(1.0)
-    after = hx.fresh_diagnostics()
-    assert int(after["frames_processed"]) == int(before["frames_processed"])
-    assert int(after["frames_skipped_no_subscribers"]) > int(before["frames_skipped_no_subscribers"])
 
 
 def test_sigint_stops_the_node_promptly_while_busy(node):
     proc, hx, log = node
-    hx.subscribe("depth", Image, RELIABLE)
     hx.send_until(["depth"])
     for _ in range(5):
         hx.send()
     proc.send_signal(signal.SIGINT)
     t0 = time.time()
     rc = proc.wait(timeout=15)
-    assert rc == 0, _log(log)[-2000:]
-    assert time.time() - t0 < 10
-    assert "Traceback" not in _log(log), _log(log)
+    assert rc == 0, read_log(log)[-2000:]
+    assert time.time() - t0 < 10   # generous: the teardown waits for at most one inference
+    assert "Traceback" not in read_log(log), read_log(log)
 
 
 @pytest.mark.parametrize("content,expected", [
@@ -471,13 +311,17 @@ def test_compressed_remapped_input_at_network_resolution(checkpoint, tmp_path):
     proc = start_node(log, f"model_path:={checkpoint}", "num_threads:=1",
                       "image_transport:=compressed", "output_resolution:=network",
                       "publish_colored:=false", "cloud_rgb:=false",
-                      remaps=("image:=/cam/image_raw", "camera_info:=/cam/camera_info"))
+                      remaps=("image:=/cam/image_raw", "camera_info:=/cam/camera_info",
+                              "__ns:=/front"))
     hx = Harness()
     try:
+        for topic, kind in (("/front/depth", Image), ("/front/depth/camera_info", CameraInfo),
+                            ("/front/points", PointCloud2)):
+            hx.subscribe(topic, kind, RELIABLE, key=topic.removeprefix("/front/"))
         pub = hx.node.create_publisher(CompressedImage, "/cam/image_raw/compressed", RELIABLE)
         pub_info = hx.node.create_publisher(CameraInfo, "/cam/camera_info", RELIABLE)
         assert hx.wait(lambda: pub.get_subscription_count() > 0 or proc.poll() is not None, 60)
-        assert proc.poll() is None, _log(log)
+        assert proc.poll() is None, read_log(log)
         _, png = cv2.imencode(".png", scene(2))
         deadline, header = time.time() + 30, None
         while time.time() < deadline:
@@ -490,7 +334,7 @@ def test_compressed_remapped_input_at_network_resolution(checkpoint, tmp_path):
                        and hx.get("depth/camera_info", h), 0.4):
                 header = msg.header
                 break
-        assert header is not None, _log(log)
+        assert header is not None, read_log(log)
         depth = M.image_to_numpy(hx.get("depth", header))
         info = hx.get("depth/camera_info", header)
         assert depth.shape == (NET_H, NET_W) and (info.width, info.height) == (NET_W, NET_H)
@@ -506,6 +350,12 @@ def test_compressed_remapped_input_at_network_resolution(checkpoint, tmp_path):
         assert np.abs(K_net[0, 0] * p[:, 0] / p[:, 2] + K_net[0, 2] - u).max() < 1e-3
         assert np.abs(K_net[1, 1] * p[:, 1] / p[:, 2] + K_net[1, 2] - v).max() < 1e-3
         np.testing.assert_array_equal(xyz[..., 2][finite], depth[finite])
+        # diagnostic_updater's naming: the fully qualified node name, the input as hardware.
+        assert hx.wait(lambda: any(s.name == status_name("/front/depth_node")
+                                   for m in hx.msgs["/diagnostics"] for s in m.status), 10)
+        status = next(s for m in hx.msgs["/diagnostics"] for s in m.status
+                      if s.name == "/front/depth_node: depth estimation")
+        assert status.hardware_id == "/cam/image_raw/compressed"
     finally:
         hx.close()
         proc.send_signal(signal.SIGINT)

@@ -23,6 +23,7 @@ from pathlib import Path
 from lsmdepth_ros.bags.common import BagError
 from lsmdepth_ros.bags.processes import ManagedProcess
 from lsmdepth_ros.io_utils import atomic_write_text
+from lsmdepth_ros.ros.transport import use_large_data_transport
 
 IMAGE_TOPIC = "/camera/image_raw"
 CAMERA_INFO_TOPIC = "/camera/camera_info"
@@ -106,6 +107,7 @@ def run_demo(options: DemoOptions) -> dict:
     """Run the whole demo; returns the summary written to <out_dir>/demo_summary.json."""
     from lsmdepth_ros.inference import resolve_model_path
 
+    use_large_data_transport()
     t_start = time.monotonic()
     model = resolve_model_path(options.model).resolve()
     if not model.exists():

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from lsmdepth_ros import bagio
 from lsmdepth_ros.bags.common import BagError, normalise_msgtype, ros_message_class
+from lsmdepth_ros.ros.transport import use_large_data_transport
 
 STORAGES = ("mcap", "sqlite3")
 
@@ -56,6 +57,7 @@ def record(options: RecordOptions, stop: threading.Event | None = None,
     from rclpy.signals import SignalHandlerOptions
     from rosbags.rosbag2 import StoragePlugin, Writer
 
+    use_large_data_transport()
     stop = stop or threading.Event()
     check_output(options.out)
     plugin = StoragePlugin.MCAP if options.storage == "mcap" else StoragePlugin.SQLITE3

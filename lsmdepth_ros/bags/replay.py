@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from lsmdepth_ros.bags.common import BagError, iter_raw, open_bag, ros_message_class
+from lsmdepth_ros.ros.transport import use_large_data_transport
 
 RELIABILITIES = ("auto", "reliable", "best_effort")
 
@@ -60,6 +61,7 @@ def replay(options: ReplayOptions, stop: threading.Event | None = None) -> Repla
     import rclpy
     from rclpy.signals import SignalHandlerOptions
 
+    use_large_data_transport()
     stop = stop or threading.Event()
     with open_bag(options.bag) as reader:
         connections = _selected_connections(reader, options.topics)
