@@ -184,8 +184,8 @@ def test_truncated_velodyne_scan_is_reported(tmp_path):
 
 def test_old_import_path_of_the_metrics_is_the_same_functions():
     # scripts written against the first layout import from training.evaluate: same objects
-    from lsmdepth_ros import metrics
     import lsmdepth_ros.training.evaluate as old
+    from lsmdepth_ros import metrics
     from lsmdepth_ros.training import heldout
 
     assert old.compute_depth_metrics is metrics.compute_depth_metrics
