@@ -11,7 +11,7 @@ JAZZY_STAMP  = $(VENV_JAZZY)/.installed
 JAZZY_TESTS ?= test/test_node.py test/test_node_inputs.py test/test_lifecycle_node.py \
                test/test_transport.py test/test_params.py test/test_messages.py test/test_bags.py
 
-.PHONY: venv venv-jazzy demo test test-jazzy benchmark clean-venv
+.PHONY: venv venv-jazzy demo lint test test-jazzy benchmark clean-venv
 
 venv: $(STAMP)
 
@@ -36,6 +36,9 @@ $(JAZZY_STAMP): requirements.txt requirements-jazzy.txt setup.py
 
 demo: $(STAMP)
 	$(VENV)/bin/lsmdepth demo $(ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
 
 test: $(STAMP)
 	$(PY) -m pytest -q test $(ARGS)
