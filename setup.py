@@ -23,7 +23,6 @@ setup(
     maintainer="lsmdepth_ros maintainers",
     description="Monocular depth and point clouds for ROS 2 with LSMDepth",
     license="Apache-2.0",
-    tests_require=["pytest"],
     entry_points={
         "console_scripts": [
             "depth_node = lsmdepth_ros.ros.node:main",

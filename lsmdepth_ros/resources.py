@@ -30,7 +30,8 @@ def share_dir() -> Path:
         from ament_index_python.packages import get_package_share_directory
 
         return Path(get_package_share_directory(PACKAGE))
-    except (ImportError, LookupError, ValueError) as exc:
+    # OSError: AMENT_PREFIX_PATH unset (no workspace sourced); LookupError: not in the index.
+    except (ImportError, LookupError, ValueError, OSError) as exc:
         raise FileNotFoundError(
             f"cannot find the {PACKAGE} share folder: not running from the source tree and the "
             f"ament index has no '{PACKAGE}' ({exc}). Source the workspace's install/setup.bash "

@@ -1,0 +1,267 @@
+"""`ros2 launch lsmdepth_ros lsmdepth.launch.py ...` for real, on the colcon-style install.
+
+The launch system: the real `ros2 launch` when ROS 2 is sourced, else the pure-Python copy in
+../shared/ros-launch (its README says why and how); without either the tests skip, saying so.
+Each test starts the launch in its own process group, talks to the node over DDS (own domain,
+localhost), then sends SIGINT to the whole group, as a terminal's Ctrl-C does, and checks that
+everything ends cleanly within 10 s.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from bag_fixtures import random_checkpoint
+from colcon_fixtures import PACKAGE, ROOT, colcon_install
+
+LAUNCH_FILE = "lsmdepth.launch.py"
+SHUTDOWN_LIMIT_S = 10.0    # what a user waits for after Ctrl-C
+START_LIMIT_S = 180.0      # first depth: interpreter, torch and model start-up on a busy CPU
+H, W = 96, 320
+K = np.array([[220.0, 0.0, 161.3], [0.0, 215.0, 47.2], [0.0, 0.0, 1.0]])
+FRAME = "camera_optical_frame"
+DOMAIN = random.Random(os.getpid() ^ time.time_ns()).randint(101, 200)
+
+
+def _shared_ros_launch() -> Path | None:
+    """../shared/ros-launch beside this checkout, or beside the main checkout of a worktree."""
+    roots = [ROOT]
+    git = ROOT / ".git"
+    if git.is_file():   # a worktree: "gitdir: MAIN/.git/worktrees/NAME"
+        gitdir = Path(git.read_text().split("gitdir:", 1)[1].strip())
+        roots.append(gitdir.parents[1].parent)
+    for root in roots:
+        folder = root.parent / "shared" / "ros-launch"
+        if (folder / "ros2_launch.py").is_file():
+            return folder
+    return None
+
+
+def launch_system() -> tuple[list[str], list[Path]]:
+    """The command that does `ros2 launch`, and what it needs on PYTHONPATH (or skip, why)."""
+    if shutil.which("ros2") and importlib.util.find_spec("launch_ros"):
+        return ["ros2", "launch"], []
+    folder = _shared_ros_launch()
+    if folder is None:
+        pytest.skip("no ROS 2 sourced (`ros2`, launch_ros) and no ../shared/ros-launch: "
+                    "nothing can run a launch file on this machine")
+    missing = [m for m in ("osrf_pycommon", "lark", "yaml") if importlib.util.find_spec(m) is None]
+    if missing:
+        pytest.skip(f"../shared/ros-launch needs {missing}: pip install -r requirements.txt")
+    return [sys.executable, str(folder / "ros2_launch.py")], [folder]
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory):
+    return colcon_install(tmp_path_factory.mktemp("colcon"))
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+        return True
+    except ProcessLookupError:
+        return False
+
+
+class LaunchRun:
+    """`ros2 launch` in its own session (process group) with its output in a file."""
+
+    def __init__(self, installed, args: list[str], log: Path):
+        command, paths = launch_system()
+        env = installed.environment(*paths)
+        env.update(ROS_DOMAIN_ID=str(DOMAIN), ROS_AUTOMATIC_DISCOVERY_RANGE="LOCALHOST",
+                   RCUTILS_LOGGING_BUFFERED_STREAM="0", PYTHONUNBUFFERED="1",
+                   OMP_NUM_THREADS="1")
+        self.log_path = log
+        with open(log, "w") as out:
+            self.proc = subprocess.Popen([*command, PACKAGE, LAUNCH_FILE, *args], env=env,
+                                         cwd=log.parent, stdout=out, stderr=subprocess.STDOUT,
+                                         start_new_session=True)
+
+    def log(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def ctrl_c(self) -> tuple[int | None, float]:
+        """SIGINT to the launch and every node, as a terminal's Ctrl-C; (exit code, seconds
+        until the last process of the group was gone)."""
+        start = time.monotonic()
+        os.killpg(self.proc.pid, signal.SIGINT)
+        try:
+            self.proc.wait(SHUTDOWN_LIMIT_S + 5)
+        except subprocess.TimeoutExpired:
+            pass
+        while _group_alive(self.proc.pid) and time.monotonic() - start < SHUTDOWN_LIMIT_S + 5:
+            time.sleep(0.05)
+        return self.proc.poll(), time.monotonic() - start
+
+    def kill(self) -> None:
+        if _group_alive(self.proc.pid):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait(10)
+
+
+class Camera:
+    """Test-side participant: publishes image + camera_info, collects the node's outputs."""
+
+    def __init__(self, image_topic: str, info_topic: str, out_ns: str):
+        import rclpy
+        from rclpy.executors import SingleThreadedExecutor
+        from rclpy.qos import QoSProfile, ReliabilityPolicy
+        from sensor_msgs.msg import CameraInfo, Image
+
+        self.ctx = rclpy.Context()
+        rclpy.init(context=self.ctx, domain_id=DOMAIN)
+        self.node = rclpy.create_node("launch_tester", context=self.ctx)
+        reliable = QoSProfile(depth=10, reliability=ReliabilityPolicy.RELIABLE)
+        self.pub_image = self.node.create_publisher(Image, image_topic, reliable)
+        self.pub_info = self.node.create_publisher(CameraInfo, info_topic, reliable)
+        self.lock = threading.Lock()
+        self.received: dict[str, list] = {"depth": [], "depth/camera_info": []}
+        for topic, kind in (("depth", Image), ("depth/camera_info", CameraInfo)):
+            self.node.create_subscription(kind, f"{out_ns}/{topic}",
+                                          lambda m, t=topic: self._store(t, m), reliable)
+        self.executor = SingleThreadedExecutor(context=self.ctx)
+        self.executor.add_node(self.node)
+        threading.Thread(target=self.executor.spin, daemon=True).start()
+        self.sent: dict[tuple[int, int], None] = {}
+
+    def _store(self, topic, msg):
+        with self.lock:
+            self.received[topic].append(msg)
+
+    def send(self) -> None:
+        from sensor_msgs.msg import CameraInfo
+        from std_msgs.msg import Header
+
+        from lsmdepth_ros.ros.messages import numpy_to_image
+
+        now = time.time_ns()
+        header = Header(frame_id=FRAME)
+        header.stamp.sec, header.stamp.nanosec = divmod(now, 1_000_000_000)
+        v, u = np.mgrid[0:H, 0:W]
+        img = np.stack([u * 255 // W, v * 255 // H, np.full_like(u, 90)], -1).astype(np.uint8)
+        info = CameraInfo(header=header, width=W, height=H, distortion_model="plumb_bob",
+                          k=K.reshape(-1).tolist(), d=[0.0] * 5,
+                          r=[1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0])
+        self.sent[(header.stamp.sec, header.stamp.nanosec)] = None
+        self.pub_info.publish(info)
+        self.pub_image.publish(numpy_to_image(img, "bgr8", header))
+
+    def depth_pair(self, run: LaunchRun, timeout: float = START_LIMIT_S):
+        """Send frames until a depth image and its camera_info come back for one sent stamp."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert run.proc.poll() is None, f"launch ended early:\n{run.log()}"
+            self.send()
+            time.sleep(0.3)
+            with self.lock:
+                infos = {(m.header.stamp.sec, m.header.stamp.nanosec): m
+                         for m in self.received["depth/camera_info"]}
+                for depth in self.received["depth"]:
+                    key = (depth.header.stamp.sec, depth.header.stamp.nanosec)
+                    if key in self.sent and key in infos:
+                        return depth, infos[key]
+        pytest.fail(f"no depth within {timeout:.0f} s:\n{run.log()}")
+
+    def parameters(self, node: str, names: list[str]) -> dict:
+        from rcl_interfaces.srv import GetParameters
+        from rclpy.parameter import parameter_value_to_python
+
+        client = self.node.create_client(GetParameters, f"{node}/get_parameters")
+        assert client.wait_for_service(timeout_sec=20), f"{node}/get_parameters"
+        future = client.call_async(GetParameters.Request(names=names))
+        deadline = time.monotonic() + 20
+        while not future.done() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert future.done(), "get_parameters timed out"
+        return dict(zip(names, map(parameter_value_to_python, future.result().values)))
+
+    def close(self):
+        self.executor.shutdown()
+        self.node.destroy_node()
+        self.ctx.try_shutdown()
+
+
+def _depth_array(msg) -> np.ndarray:
+    assert msg.encoding == "32FC1"
+    return np.frombuffer(bytes(msg.data), np.float32).reshape(msg.height, msg.width)
+
+
+def _assert_clean_shutdown(run: LaunchRun) -> None:
+    code, seconds = run.ctrl_c()
+    log = run.log()
+    assert seconds <= SHUTDOWN_LIMIT_S, f"still running {seconds:.1f} s after Ctrl-C:\n{log}"
+    assert "Traceback" not in log, log
+    assert "process has died" not in log, log
+    finished = [ln for ln in log.splitlines() if "process has finished cleanly" in ln]
+    assert any("depth_node" in ln for ln in finished), log
+    assert code == 0, f"launch exit code {code}:\n{log}"
+
+
+def test_defaults_run_the_shipped_model_on_the_default_topics_and_ctrl_c_is_clean(
+        installed, tmp_path):
+    launch_system()
+    run = LaunchRun(installed, [], tmp_path / "launch.log")
+    camera = None
+    try:
+        camera = Camera("/camera/image_raw", "/camera/camera_info", "")
+        depth, info = camera.depth_pair(run)
+        values = _depth_array(depth)
+        assert values.shape == (H, W) and (info.width, info.height) == (W, H)
+        assert depth.header.frame_id == FRAME and np.isfinite(values).mean() > 0.5
+        assert np.nanmin(values) > 0
+        params = camera.parameters("/depth_node", ["use_sim_time", "model_path"])
+        assert params == {"use_sim_time": False, "model_path": ""}
+        # The installed node loaded the shipped weights through the ament share folder.
+        model = installed.share / "models" / "lsmdepth_synthetic.pt"
+        assert f"from {model}" in run.log()
+        _assert_clean_shutdown(run)
+    finally:
+        if camera is not None:
+            camera.close()
+        run.kill()
+
+
+def test_every_argument_namespace_remaps_params_file_model_path_use_sim_time(installed, tmp_path):
+    launch_system()
+    net_h, net_w = 64, 128
+    model = random_checkpoint(tmp_path / "tiny.pt", net_h, net_w)
+    params = yaml.safe_load((ROOT / "config" / "lsmdepth.yaml").read_text())
+    values = params["/**"]["ros__parameters"]
+    values.update(output_resolution="network", publish_points=False, colormap="jet",
+                  model_path="/does/not/exist.pt")   # model_path:= must win over the file
+    params_file = tmp_path / "params.yaml"
+    params_file.write_text(yaml.safe_dump(params))
+    args = ["namespace:=front", "image:=/cam/image_rect", "camera_info:=/cam/camera_info",
+            f"params_file:={params_file}", f"model_path:={model}", "use_sim_time:=true"]
+    run = LaunchRun(installed, args, tmp_path / "launch.log")
+    camera = None
+    try:
+        camera = Camera("/cam/image_rect", "/cam/camera_info", "/front")
+        depth, info = camera.depth_pair(run)
+        # params_file: depth at the network's size, camera_info scaled to it.
+        assert (depth.width, depth.height) == (info.width, info.height) == (net_w, net_h)
+        k = np.array(info.k).reshape(3, 3)
+        np.testing.assert_allclose(k[0, 0], K[0, 0] * net_w / W, rtol=1e-6)
+        np.testing.assert_allclose(k[1, 1], K[1, 1] * net_h / H, rtol=1e-6)
+        assert camera.node.count_publishers("/front/depth") == 1
+        assert camera.node.count_publishers("/front/points") == 0   # publish_points: false
+        got = camera.parameters("/front/depth_node", ["use_sim_time", "model_path", "colormap"])
+        assert got == {"use_sim_time": True, "model_path": str(model), "colormap": "jet"}
+        _assert_clean_shutdown(run)
+    finally:
+        if camera is not None:
+            camera.close()
+        run.kill()
