@@ -248,8 +248,11 @@ class _OnnxBackend:
             meta = read_onnx_metadata(path)
             self.session = ort.InferenceSession(str(path), so, providers=provider_args)
         except Exception as exc:  # onnxruntime raises its own exception types
-            raise ModelLoadError(f"cannot load the ONNX model '{path}': {exc}. Expected a file "
-                                 "written by `lsmdepth export`; check model_path.") from exc
+            from lsmdepth_ros.onnx_runtime_support import missing_operator_hint
+
+            detail = missing_operator_hint(str(exc), ort.__version__) or (
+                f"{exc}. Expected a file written by `lsmdepth export`; check model_path.")
+            raise ModelLoadError(f"cannot load the ONNX model '{path}': {detail}") from exc
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         self.input_dtype = np.float16 if "float16" in inp.type else np.float32

@@ -23,6 +23,7 @@ import copy
 import io
 import json
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -87,13 +88,15 @@ def onnx_max_abs_diff(onnx_path: str | os.PathLike, model: nn.Module,
 
 def export_onnx(model: nn.Module, path: str | os.PathLike, *, min_depth: float, max_depth: float,
                 fp16: bool = False, verify: bool = True, height: int | None = None,
-                width: int | None = None, tolerance: float | None = None) -> float:
+                width: int | None = None, tolerance: float | None = None,
+                compat: bool = False) -> float:
     """Export ``model`` (from ``build_depth_model``) to ``path`` atomically.
 
     ``height``/``width`` default to the model's ``options``. With ``verify`` the file is run in
     ONNX Runtime (CPU) before it is moved into place, and ``OnnxExportError`` is raised if the
     max abs disparity difference exceeds ``tolerance`` (1e-4 fp32, 1e-2 fp16). Returns that
-    difference (NaN when ``verify=False``).
+    difference (NaN when ``verify=False``). ``compat``: no DeformConv, opset 16, for older
+    onnxruntime / TensorRT (see `onnx_compat`); parity is still checked against ``model``.
     """
     import onnx
 
@@ -111,8 +114,12 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, min_depth: float, 
 
     was_training = model.training
     model.eval()
-    wrapper = (_DisparityOnly(copy.deepcopy(model).half(), torch.float16) if fp16
-               else _DisparityOnly(model)).eval()
+    exported, opset = model, OPSET
+    if compat:
+        from .onnx_compat import COMPAT_OPSET, with_standard_ops
+        exported, opset = with_standard_ops(model), COMPAT_OPSET
+    wrapper = (_DisparityOnly(copy.deepcopy(exported).half(), torch.float16) if fp16
+               else _DisparityOnly(exported)).eval()
     dummy = torch.zeros(1, 3, height, width)
     path = Path(path)
     try:
@@ -120,9 +127,14 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, min_depth: float, 
             raw = tmp.with_name(tmp.name + ".raw.onnx")
             try:
                 log = io.StringIO()  # the exporter narrates every pass; keep stdout clean
-                with contextlib.redirect_stdout(log), torch.no_grad():
-                    torch.onnx.export(wrapper, (dummy,), str(raw), dynamo=True,
-                                      opset_version=OPSET, input_names=[INPUT_NAME],
+                # compat: the TorchScript exporter (deprecated, warns) is the one that
+                # reaches opset 16.
+                with contextlib.redirect_stdout(log), torch.no_grad(), \
+                        warnings.catch_warnings():
+                    if compat:
+                        warnings.simplefilter("ignore")
+                    torch.onnx.export(wrapper, (dummy,), str(raw), dynamo=not compat,
+                                      opset_version=opset, input_names=[INPUT_NAME],
                                       output_names=[OUTPUT_NAME], external_data=False,
                                       verbose=False)
                 onnx_model = onnx.load(str(raw))
@@ -137,6 +149,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, min_depth: float, 
                 "input_format": "rgb01", "output": "sigmoid_disparity",
                 "min_depth": repr(float(min_depth)), "max_depth": repr(float(max_depth)),
                 "precision": "fp16" if fp16 else "fp32",
+                "target": "compat" if compat else "default",
             }
             del onnx_model.metadata_props[:]
             for key, value in meta.items():

@@ -18,6 +18,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                              "stay float32")
     parser.add_argument("--height", type=int, help="input height (default: the checkpoint's)")
     parser.add_argument("--width", type=int, help="input width (default: the checkpoint's)")
+    parser.add_argument("--compat", action="store_true",
+                        help="a model for older runtimes: no DeformConv (GridSample + grouped "
+                             "convolution instead), opset 16; for onnxruntime < 1.25 and "
+                             "TensorRT < 10.1 (JetPack 5). Same depth to 1e-4")
     parser.add_argument("--no-verify", action="store_true",
                         help="skip the onnxruntime parity check")
 
@@ -38,14 +42,15 @@ def run(args: argparse.Namespace) -> int:
     width = args.width or info.options["width"]
     try:
         diff = export_onnx(model, output, min_depth=info.min_depth, max_depth=info.max_depth,
-                           fp16=args.fp16, verify=not args.no_verify, height=height, width=width)
+                           fp16=args.fp16, verify=not args.no_verify, height=height, width=width,
+                           compat=args.compat)
     except ValueError as exc:  # bad size or depth range
         print(f"lsmdepth export: {exc}", file=sys.stderr)
         return 2
     except OnnxExportError as exc:
         print(f"lsmdepth export: {exc}", file=sys.stderr)
         return 1
-    precision = "fp16" if args.fp16 else "fp32"
+    precision = ("fp16" if args.fp16 else "fp32") + (", compat opset 16" if args.compat else "")
     print(f"wrote {output} ({info.name}, {width}x{height}, {precision}, depth "
           f"{info.min_depth:g}-{info.max_depth:g} m)")
     if args.no_verify:
