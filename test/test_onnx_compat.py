@@ -220,8 +220,8 @@ def _scene() -> np.ndarray:
     return np.clip(img + rng.normal(0, 20, img.shape), 0, 255).astype(np.uint8)
 
 
-@pytest.mark.parametrize("version", ["1.20.1"])
-def test_onnxruntime_1_20_runs_the_compat_model_like_the_current_runtime(
+@pytest.mark.parametrize("version", [COMPAT_ORT_TESTED, "1.20.1"])
+def test_older_onnxruntime_runs_the_compat_model_like_the_current_runtime(
         version, exported, tmp_path):
     _, compat, _ = exported
     folder = onnxruntime_release(version)
@@ -255,6 +255,13 @@ def test_first_release_with_deformconv_is_the_one_the_message_names(version, run
     assert proc.returncode == (0 if runs else 3), proc.stdout + proc.stderr
     if not runs:
         assert "DeformConv(19)" in proc.stdout
+
+
+def test_requirements_robot_states_the_oldest_onnxruntime_tested():
+    root = Path(__file__).resolve().parents[1]
+    lines = [ln.split("#")[0].strip() for ln in
+             (root / "requirements-robot.txt").read_text().splitlines()]
+    assert f"onnxruntime>={COMPAT_ORT_TESTED}" in lines
 
 
 def test_the_current_runtime_has_deformconv_and_other_errors_get_no_operator_hint(tmp_path):
