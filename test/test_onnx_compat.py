@@ -8,6 +8,7 @@ import contextlib
 import io
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -173,14 +174,18 @@ def onnxruntime_release(version: str) -> Path:
     folder = ORT_CACHE / f"onnxruntime-{version}"
     if (folder / "onnxruntime" / "__init__.py").is_file():
         return folder
-    partial = folder.with_name(folder.name + ".partial")
+    partial = folder.with_name(f"{folder.name}.partial{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)
     proc = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps",
                            "--target", str(partial), f"onnxruntime=={version}"],
                           check=False, capture_output=True, text=True, timeout=600)
     if proc.returncode:
         pytest.skip(f"cannot install onnxruntime {version} from PyPI (offline?): "
                     f"{proc.stderr.strip()[-300:]}")
-    partial.rename(folder)
+    try:
+        partial.rename(folder)
+    except OSError:   # another test run finished the same install first
+        shutil.rmtree(partial, ignore_errors=True)
     return folder
 
 

@@ -194,6 +194,15 @@ class Camera:
         self.ctx.try_shutdown()
 
 
+def _node_environment(run: LaunchRun) -> dict[str, str]:
+    """The environment the launch gave the depth node (its pid is in launch's log)."""
+    line = next(ln for ln in run.log().splitlines()
+                if "depth_node" in ln and "process started with pid" in ln)
+    pid = int(line.rsplit("[", 1)[1].split("]")[0])
+    raw = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    return dict(item.decode(errors="replace").split("=", 1) for item in raw if b"=" in item)
+
+
 def _depth_array(msg) -> np.ndarray:
     assert msg.encoding == "32FC1"
     return np.frombuffer(bytes(msg.data), np.float32).reshape(msg.height, msg.width)
@@ -227,6 +236,8 @@ def test_defaults_run_the_shipped_model_on_the_default_topics_and_ctrl_c_is_clea
         # The installed node loaded the shipped weights through the ament share folder.
         model = installed.share / "models" / "lsmdepth_synthetic.pt"
         assert f"from {model}" in run.log()
+        profile = str(installed.share / "config" / "fastdds_profile.xml")
+        assert _node_environment(run)["FASTDDS_DEFAULT_PROFILES_FILE"] == profile
         _assert_clean_shutdown(run)
     finally:
         if camera is not None:
@@ -234,7 +245,8 @@ def test_defaults_run_the_shipped_model_on_the_default_topics_and_ctrl_c_is_clea
         run.kill()
 
 
-def test_every_argument_namespace_remaps_params_file_model_path_use_sim_time(installed, tmp_path):
+def test_every_argument_namespace_remaps_params_file_model_path_sim_time_profile(installed,
+                                                                                  tmp_path):
     launch_system()
     net_h, net_w = 64, 128
     model = random_checkpoint(tmp_path / "tiny.pt", net_h, net_w)
@@ -244,8 +256,11 @@ def test_every_argument_namespace_remaps_params_file_model_path_use_sim_time(ins
                   model_path="/does/not/exist.pt")   # model_path:= must win over the file
     params_file = tmp_path / "params.yaml"
     params_file.write_text(yaml.safe_dump(params))
+    profile = tmp_path / "my_profile.xml"
+    shutil.copy(ROOT / "config" / "fastdds_profile.xml", profile)
     args = ["namespace:=front", "image:=/cam/image_rect", "camera_info:=/cam/camera_info",
-            f"params_file:={params_file}", f"model_path:={model}", "use_sim_time:=true"]
+            f"params_file:={params_file}", f"model_path:={model}", "use_sim_time:=true",
+            f"fastdds_profile:={profile}"]
     run = LaunchRun(installed, args, tmp_path / "launch.log")
     camera = None
     try:
@@ -260,6 +275,7 @@ def test_every_argument_namespace_remaps_params_file_model_path_use_sim_time(ins
         assert camera.node.count_publishers("/front/points") == 0   # publish_points: false
         got = camera.parameters("/front/depth_node", ["use_sim_time", "model_path", "colormap"])
         assert got == {"use_sim_time": True, "model_path": str(model), "colormap": "jet"}
+        assert _node_environment(run)["FASTDDS_DEFAULT_PROFILES_FILE"] == str(profile)
         _assert_clean_shutdown(run)
     finally:
         if camera is not None:
