@@ -30,7 +30,7 @@ from lsmdepth_ros.onnx_compat import (
     deform_conv2d_standard_ops,
     with_standard_ops,
 )
-from lsmdepth_ros.onnx_export import onnx_max_abs_diff, read_onnx_metadata
+from lsmdepth_ros.onnx_export import export_onnx, onnx_max_abs_diff, read_onnx_metadata
 from lsmdepth_ros.onnx_runtime_support import (
     COMPAT_ORT_TESTED,
     FIRST_ORT_RELEASE,
@@ -149,6 +149,18 @@ def test_export_command_compat_writes_standard_opset16_ops_with_parity(exported)
     # Parity with the torchvision-DeformConv model itself, on an image of its own.
     image = torch.rand(1, 3, H, W, generator=torch.Generator().manual_seed(7))
     assert onnx_max_abs_diff(out, model, image) < 1e-4
+
+
+@pytest.mark.parametrize("name", ["lite-mono-tiny", "dna-depth-b0"])
+def test_compat_export_of_models_without_deformconv(name, tmp_path):
+    """Lite-Mono (LayerNorm, XCA) and DNA-Depth (EfficientNet) also go down to opset 16."""
+    torch.manual_seed(0)
+    model = build_depth_model(name, height=H, width=W)
+    path = tmp_path / f"{name}.onnx"
+    assert export_onnx(model, path, min_depth=0.1, max_depth=100.0, compat=True) < 1e-4
+    graph = onnx.load(str(path))
+    assert not NOT_FOR_OLD_RUNTIMES & {n.op_type for n in graph.graph.node}
+    assert max(o.version for o in graph.opset_import) == COMPAT_OPSET
 
 
 # ----------------------------------------------------------------------------------------------
