@@ -151,6 +151,20 @@ def test_export_command_compat_writes_standard_opset16_ops_with_parity(exported)
     assert onnx_max_abs_diff(out, model, image) < 1e-4
 
 
+def test_compat_fp16_export_samples_in_float32(tmp_path):
+    model = _deformed_lsmdepth()
+    path = tmp_path / "half.onnx"
+    assert export_onnx(model, path, min_depth=0.1, max_depth=100.0, compat=True,
+                       fp16=True) < 1e-2
+    graph = onnx.shape_inference.infer_shapes(onnx.load(str(path)))
+    types = {v.name: v.type.tensor_type.elem_type for v in graph.graph.value_info}
+    samplers = [n for n in graph.graph.node if n.op_type == "GridSample"]
+    assert len(samplers) == 2
+    for node in samplers:   # feature map and grid in float32 in a float16 model
+        assert {types.get(name) for name in node.input} == {TensorProto.FLOAT}, node.input
+    assert any(t.data_type == TensorProto.FLOAT16 for t in graph.graph.initializer)
+
+
 @pytest.mark.parametrize("name", ["lite-mono-tiny", "dna-depth-b0"])
 def test_compat_export_of_models_without_deformconv(name, tmp_path):
     """Lite-Mono (LayerNorm, XCA) and DNA-Depth (EfficientNet) also go down to opset 16."""
