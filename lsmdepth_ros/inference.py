@@ -248,11 +248,8 @@ class _OnnxBackend:
             meta = read_onnx_metadata(path)
             self.session = ort.InferenceSession(str(path), so, providers=provider_args)
         except Exception as exc:  # onnxruntime raises its own exception types
-            from lsmdepth_ros.onnx_runtime_support import missing_operator_hint
-
-            detail = missing_operator_hint(str(exc), ort.__version__) or (
-                f"{exc}. Expected a file written by `lsmdepth export`; check model_path.")
-            raise ModelLoadError(f"cannot load the ONNX model '{path}': {detail}") from exc
+            from lsmdepth_ros.onnx_runtime_support import load_error_message
+            raise ModelLoadError(load_error_message(path, exc, ort.__version__)) from exc
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         self.input_dtype = np.float16 if "float16" in inp.type else np.float32

@@ -1,7 +1,7 @@
 """Which onnxruntime releases run which ONNX operators, and what to tell a user whose does not.
 
-No torch, no onnxruntime import: the ONNX backend calls `missing_operator_hint` with the load
-error's text and the installed version.
+No torch, no onnxruntime import: the ONNX backend calls `load_error_message` with the
+onnxruntime load error and the installed version.
 """
 from __future__ import annotations
 
@@ -32,3 +32,10 @@ def missing_operator_hint(error: str, installed_version: str) -> str | None:
             "with `lsmdepth export --compat CHECKPOINT` (no DeformConv, opset 16: runs in "
             f"onnxruntime >= {COMPAT_ORT_TESTED} and, by its documented operators, TensorRT "
             ">= 8.5)")
+
+
+def load_error_message(path, error: Exception, installed_version: str) -> str:
+    """What to tell the user when onnxruntime cannot load `path`."""
+    detail = missing_operator_hint(str(error), installed_version) or (
+        f"{error}. Expected a file written by `lsmdepth export`; check model_path.")
+    return f"cannot load the ONNX model '{path}': {detail}"
