@@ -288,11 +288,22 @@ def test_first_release_with_deformconv_is_the_one_the_message_names(version, run
         assert "DeformConv(19)" in proc.stdout
 
 
-def test_requirements_robot_states_the_oldest_onnxruntime_tested():
+def test_robot_requirements_state_only_tested_onnxruntime_minimums():
     root = Path(__file__).resolve().parents[1]
     lines = [ln.split("#")[0].strip() for ln in
              (root / "requirements-robot.txt").read_text().splitlines()]
     assert f"onnxruntime>={COMPAT_ORT_TESTED}" in lines
+    release = lambda text: tuple(int(p) for p in text.split("."))
+    for path in root.glob("requirements-robot*.txt"):   # every robot requirements file
+        for line in path.read_text().splitlines():
+            line = line.split("#")[0].replace(" ", "")
+            for name in ("onnxruntime>=", "onnxruntime-gpu>="):
+                if line.startswith(name):
+                    minimum = line[len(name):].split(",")[0]
+                    assert release(minimum) >= release(COMPAT_ORT_TESTED), (
+                        f"{path.name}: {line} was never tested; the oldest onnxruntime tested "
+                        f"is {COMPAT_ORT_TESTED} (--compat models; default exports need "
+                        f">= {FIRST_ORT_RELEASE['DeformConv']})")
 
 
 def test_the_current_runtime_has_deformconv_and_other_errors_get_no_operator_hint(tmp_path):
