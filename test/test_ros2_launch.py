@@ -1,4 +1,5 @@
-"""`ros2 launch lsmdepth_ros lsmdepth.launch.py ...` for real, on the colcon-style install.
+"""`ros2 launch lsmdepth_ros lsmdepth.launch.py ...` for real, on the colcon-style install:
+the plain node with default and with every argument, and the lifecycle variant.
 
 The launch system: the real `ros2 launch` when ROS 2 is sourced, else the pure-Python copy in
 ../shared/ros-launch (its README says why and how); without either the tests skip, saying so.
