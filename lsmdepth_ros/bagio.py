@@ -260,6 +260,48 @@ def pointcloud2_to_numpy(msg, fields: Iterable[str] = ("x", "y", "z")) -> np.nda
 
 
 # ----------------------------------------------------------------------------------------------
+# nav_msgs/Odometry and tf2_msgs/TFMessage (poses as 4x4 matrices)
+
+def _pose_parts(T, ts):
+    from scipy.spatial.transform import Rotation
+
+    T = np.asarray(T, np.float64)
+    x, y, z, w = Rotation.from_matrix(T[:3, :3]).as_quat()
+    return (ts.types["geometry_msgs/msg/Quaternion"](x=float(x), y=float(y), z=float(z),
+                                                     w=float(w)), T[:3, 3])
+
+
+def make_odometry(T_frame_child, stamp_ns: int, frame_id: str, child_frame_id: str, store=None):
+    """nav_msgs/Odometry holding the pose T_frame_child (zero twist, zero covariance)."""
+    ts = store or get_typestore()
+    q, t = _pose_parts(T_frame_child, ts)
+    pose = ts.types["geometry_msgs/msg/Pose"](
+        position=ts.types["geometry_msgs/msg/Point"](x=t[0], y=t[1], z=t[2]), orientation=q)
+    vec = ts.types["geometry_msgs/msg/Vector3"]
+    twist = ts.types["geometry_msgs/msg/Twist"](linear=vec(x=0.0, y=0.0, z=0.0),
+                                                angular=vec(x=0.0, y=0.0, z=0.0))
+    return ts.types["nav_msgs/msg/Odometry"](
+        header=make_header(stamp_ns, frame_id, ts), child_frame_id=child_frame_id,
+        pose=ts.types["geometry_msgs/msg/PoseWithCovariance"](pose=pose, covariance=np.zeros(36)),
+        twist=ts.types["geometry_msgs/msg/TwistWithCovariance"](twist=twist,
+                                                                 covariance=np.zeros(36)))
+
+
+def make_tf_message(transforms, store=None):
+    """tf2_msgs/TFMessage of (T_parent_child, stamp_ns, parent, child) tuples."""
+    ts = store or get_typestore()
+    vec = ts.types["geometry_msgs/msg/Vector3"]
+    out = []
+    for T, stamp_ns, parent, child in transforms:
+        q, t = _pose_parts(T, ts)
+        out.append(ts.types["geometry_msgs/msg/TransformStamped"](
+            header=make_header(stamp_ns, parent, ts), child_frame_id=child,
+            transform=ts.types["geometry_msgs/msg/Transform"](
+                translation=vec(x=t[0], y=t[1], z=t[2]), rotation=q)))
+    return ts.types["tf2_msgs/msg/TFMessage"](transforms=out)
+
+
+# ----------------------------------------------------------------------------------------------
 # writing
 
 class BagWriter:
@@ -473,3 +515,40 @@ def _camera_frame(m: BagMessage, camera: CameraModel, rgb: bool) -> CameraFrame:
     else:
         image = image_to_rgb(m.msg) if rgb else image_to_numpy(m.msg)
     return CameraFrame(stamp_to_ns(m.msg.header.stamp), image, camera, m.msg.header.frame_id)
+
+
+def _is_bag(path: Path) -> bool:
+    return (path.is_dir() and (path / "metadata.yaml").is_file()) or \
+        (path.is_file() and path.suffix in (".mcap", ".db3"))
+
+
+def expand_bag_paths(spec) -> list[Path]:
+    """The bags named by `spec`: a bag, a folder of bags, a glob, or a list (or comma-separated
+    string) of those. A folder that is not itself a bag contributes the bags below it (sorted).
+    """
+    import glob
+
+    items = [spec] if isinstance(spec, (str, Path)) else list(spec)
+    names = [p.strip() for item in items for p in str(item).split(",") if p.strip()]
+    if not names:
+        raise BagError("no bag given: data_path names a bag, a folder of bags, a glob or a list")
+    bags: list[Path] = []
+    for name in names:
+        matches = sorted(glob.glob(name)) if glob.has_magic(name) else [name]
+        if not matches:
+            raise BagError(f"no file matches the bag pattern {name!r}")
+        for match in map(Path, matches):
+            if not match.exists():
+                raise BagError(f"bag {match} does not exist")
+            if _is_bag(match):
+                bags.append(match)
+                continue
+            # hidden folders hold half-written bags (BagWriter's temporary) and are skipped
+            inside = sorted({p.parent for p in match.rglob("metadata.yaml")
+                             if not any(part.startswith(".")
+                                        for part in p.relative_to(match).parts)})
+            if not inside:
+                raise BagError(f"{match} holds no rosbag2 bag: no metadata.yaml in it or in its "
+                               "sub-folders; give a bag folder, a folder of bags or a glob")
+            bags.extend(inside)
+    return list(dict.fromkeys(bags))
