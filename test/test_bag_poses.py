@@ -8,8 +8,9 @@ import numpy as np
 import pytest
 from scipy.spatial.transform import Rotation
 
-from lsmdepth_ros import bagio
-from lsmdepth_ros.bagio import BagError
+from lsmdepth_ros.bags import bagfile
+from lsmdepth_ros.bags import messages as bagmsg
+from lsmdepth_ros.bags.bagfile import BagError
 from lsmdepth_ros.training.datasets import RosbagSequenceDataset
 from lsmdepth_ros.training.datasets.base import DEPTH_KEY, pose_key
 
@@ -42,7 +43,7 @@ def image_stamps(n):
 def write_drive(path, n_images=12, odom_hz=50.0, odom_span=None, tf_only=False,
                 child="base_link", static=True, odom_stamps=None, extra=()):
     """A bag of images, camera_info, and odometry (or /tf) of the arc above."""
-    store = bagio.get_typestore()
+    store = bagfile.get_typestore()
     stamps = image_stamps(n_images)
     lo, hi = odom_span or (stamps[0] - 50_000_000, stamps[-1] + 50_000_000)
     if odom_stamps is None:
@@ -53,23 +54,23 @@ def write_drive(path, n_images=12, odom_hz=50.0, odom_span=None, tf_only=False,
         # two static hops, base_link -> camera_link -> optical frame, as a URDF gives
         T_link = np.eye(4)
         T_link[:3, 3] = (0.3, -0.05, 1.2)
-        msgs.append(("/tf_static", 0, bagio.make_tf_message(
+        msgs.append(("/tf_static", 0, bagmsg.make_tf_message(
             [(T_link, 0, "base_link", "camera_link"),
              (np.linalg.inv(T_link) @ T_BASE_CAM, 0, "camera_link", CAM)], store)))
     for s in odom_stamps:
         if tf_only:
-            msgs.append(("/tf", int(s), bagio.make_tf_message(
+            msgs.append(("/tf", int(s), bagmsg.make_tf_message(
                 [(base_pose(s), int(s), "odom", child)], store)))
         else:
-            msgs.append(("/odom", int(s), bagio.make_odometry(base_pose(s), int(s), "odom",
+            msgs.append(("/odom", int(s), bagmsg.make_odometry(base_pose(s), int(s), "odom",
                                                               child, store)))
     for s in stamps:
-        msgs.append(("/camera/image_raw", s, bagio.numpy_to_image(
+        msgs.append(("/camera/image_raw", s, bagmsg.numpy_to_image(
             rng.integers(0, 255, (H, W, 3), dtype=np.uint8), "rgb8", s, CAM, store)))
-        msgs.append(("/camera/camera_info", s, bagio.make_camera_info(K, W, H, s, CAM, store)))
+        msgs.append(("/camera/camera_info", s, bagmsg.make_camera_info(K, W, H, s, CAM, store)))
     msgs += list(extra)
     msgs.sort(key=lambda m: m[1])
-    return bagio.write_bag(path, msgs)
+    return bagfile.write_bag(path, msgs)
 
 
 def true_relative(i, offset):
@@ -124,11 +125,11 @@ def test_images_outside_the_odometry_are_left_out_and_counted(tmp_path, caplog):
 def test_standing_robot_pairs_are_rejected(tmp_path):
     stamps = image_stamps(12)
     odom = np.arange(stamps[0] - 50_000_000, stamps[-1] + 50_000_000, 20_000_000)
-    store = bagio.get_typestore()
+    store = bagfile.get_typestore()
     # the robot stands still until image 5, then drives the arc
     still = base_pose(stamps[5])
     path = write_drive(tmp_path / "d", odom_stamps=[], extra=[
-        ("/odom", int(s), bagio.make_odometry(still if s <= stamps[5] else base_pose(s), int(s),
+        ("/odom", int(s), bagmsg.make_odometry(still if s <= stamps[5] else base_pose(s), int(s),
                                               "odom", "base_link", store)) for s in odom])
     ds = dataset(path, min_translation=0.05)
     assert [it.frame_index for it in ds.items] == list(range(6, 11))
@@ -154,9 +155,9 @@ def test_odometry_stamps_going_backwards_is_an_error(tmp_path):
     odom = list(range(stamps[0] - 50_000_000, stamps[-1] + 50_000_000, 20_000_000))
     header = list(odom)
     header[20], header[21] = header[21], header[20]   # received in order, stamped out of order
-    store = bagio.get_typestore()
+    store = bagfile.get_typestore()
     bag = write_drive(tmp_path / "d", odom_stamps=[], extra=[
-        ("/odom", t, bagio.make_odometry(base_pose(h), h, "odom", "base_link", store))
+        ("/odom", t, bagmsg.make_odometry(base_pose(h), h, "odom", "base_link", store))
         for t, h in zip(odom, header)])
     with pytest.raises(BagError, match="/odom.*go backwards at message 21"):
         dataset(bag)
@@ -168,12 +169,12 @@ def test_odometry_and_pose_frame_are_exclusive(tmp_path):
 
 
 def test_ground_truth_depth_from_gt_topic(tmp_path):
-    store = bagio.get_typestore()
+    store = bagfile.get_typestore()
     depths = {s: np.full((H, W), 1.0 + i, np.float32) for i, s in enumerate(image_stamps(12))}
     for d in depths.values():
         d[0, 0] = np.nan
     bag = write_drive(tmp_path / "d", extra=[
-        ("/camera/depth_gt", s, bagio.numpy_to_image(d, "32FC1", s, CAM, store))
+        ("/camera/depth_gt", s, bagmsg.numpy_to_image(d, "32FC1", s, CAM, store))
         for s, d in depths.items()])
     ds = dataset(bag, gt_topic="/camera/depth_gt")
     sample = ds[3]   # item 3: frame index 4
@@ -191,10 +192,10 @@ def test_data_path_takes_a_folder_of_bags_a_glob_and_a_list(tmp_path):
     for spec, count in ((tmp_path / "bags", 2), (str(tmp_path / "bags" / "drive_*"), 2),
                         ([one, tmp_path / "bags" / "drive_1"], 2), (f"{one}, {one}", 1),
                         (one, 1)):
-        assert len(bagio.expand_bag_paths(spec)) == count
+        assert len(bagfile.expand_bag_paths(spec)) == count
     assert len(dataset(tmp_path / "bags").poses) == 2
     (tmp_path / "empty" / "sub").mkdir(parents=True)
     with pytest.raises(BagError, match="holds no rosbag2 bag"):
         dataset(tmp_path / "empty")
     with pytest.raises(BagError, match="no file matches"):
-        bagio.expand_bag_paths(str(tmp_path / "nothing_*"))
+        bagfile.expand_bag_paths(str(tmp_path / "nothing_*"))

@@ -20,7 +20,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from lsmdepth_ros.bagio import BagError, bag_topics, read_messages, stamp_to_ns
+from lsmdepth_ros.bags.bagfile import BagError, bag_topics, read_messages
+from lsmdepth_ros.bags.messages import stamp_to_ns
 
 TF_TOPIC = "/tf"
 TF_STATIC_TOPIC = "/tf_static"

@@ -20,9 +20,11 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from lsmdepth_ros.bags.common import BagError
+from lsmdepth_ros.atomic_files import atomic_write_text
+from lsmdepth_ros.bags.bagfile import BagError
+from lsmdepth_ros.bags.demo_report import DemoError, write_report
+from lsmdepth_ros.bags.messages import stamp_to_ns
 from lsmdepth_ros.bags.processes import ManagedProcess
-from lsmdepth_ros.io_utils import atomic_write_text
 from lsmdepth_ros.ros.transport import use_large_data_transport
 
 IMAGE_TOPIC = "/camera/image_raw"
@@ -32,10 +34,6 @@ OUTPUT_TOPICS = ("/depth", "/depth/camera_info", "/points", "/depth/colored", "/
 NODE_NAME = "depth_node"
 RECORDER_NODE = "lsmdepth_bag_record"
 SAMPLE_SEED = 7  # a drive the default weights were not trained on
-
-
-class DemoError(RuntimeError):
-    """The demo could not run; the message says why and what to do."""
 
 
 @dataclass
@@ -143,9 +141,8 @@ def run_demo(options: DemoOptions) -> dict:
     if recorder_rc != 0 or not (recorded / "metadata.yaml").is_file():
         raise DemoError(f"the recorder did not finish cleanly (exit {recorder_rc}); see "
                         f"{recorder.log_path}:\n{recorder.tail()}")
-    from lsmdepth_ros.bags.demo_report import write_report
-
-    summary = write_report(out, bag, recorded, replay_stats, seen, options)
+    summary = write_report(out, bag, recorded, replay_stats, seen,
+                           (IMAGE_TOPIC, CAMERA_INFO_TOPIC, GT_TOPIC))
     summary.update({
         "model": str(model), "sample_bag": str(bag), "recorded_bag": str(recorded),
         "node_exit_code": node_rc, "recorder_exit_code": recorder_rc,
@@ -172,7 +169,7 @@ def _drive(bag: Path, node: ManagedProcess, recorder: ManagedProcess, options: D
     seen: dict[int, int] = {}  # output header stamp -> wall ns when it arrived here
     last_diagnostics = [0]  # wall ns of the newest /diagnostics
     monitor.create_subscription(CameraInfo, "/depth/camera_info",
-                                lambda m: seen.setdefault(_stamp(m.header), time.time_ns()), 50)
+                                lambda m: seen.setdefault(stamp_to_ns(m.header.stamp), time.time_ns()), 50)
     monitor.create_subscription(DiagnosticArray, "/diagnostics",
                                 lambda m: last_diagnostics.__setitem__(0, time.time_ns()), 10)
     executor = SingleThreadedExecutor(context=context)
@@ -232,18 +229,14 @@ def _wait_ready(monitor, node: ManagedProcess, recorder: ManagedProcess, timeout
 
 
 def _last_image_stamp(bag: Path) -> int:
-    from lsmdepth_ros import bagio
+    from lsmdepth_ros.bags import bagfile
 
     last = None
-    for m in bagio.read_messages(bag, [IMAGE_TOPIC]):
-        last = _stamp(m.msg.header)
+    for m in bagfile.read_messages(bag, [IMAGE_TOPIC]):
+        last = stamp_to_ns(m.msg.header.stamp)
     if last is None:
         raise BagError(f"sample bag {bag} has no images; delete it to render it again")
     return last
-
-
-def _stamp(header) -> int:
-    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
 
 
 def _jsonable(value):

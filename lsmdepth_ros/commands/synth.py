@@ -38,7 +38,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from lsmdepth_ros.bagio import BagError
+    from lsmdepth_ros.bags.bagfile import BagError
     from lsmdepth_ros.synthetic import SyntheticOptions
     from lsmdepth_ros.synthetic.writer import write_kitti_layout, write_synthetic_bag
 

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lsmdepth_ros.io_utils import atomic_write_bytes, atomic_write_text
+from lsmdepth_ros.atomic_files import atomic_write_bytes, atomic_write_text
 from lsmdepth_ros.metrics import encode_depth_png
 from lsmdepth_ros.synthetic.drive import SyntheticDrive, SyntheticOptions, drive_seed
 
@@ -162,19 +162,20 @@ def write_synthetic_bag(path: str | Path, seed: int = 0, options: SyntheticOptio
     The drive is sequence `sequence` of seed `seed`: the same frames as SyntheticDataset(seed=...)
     and write_kitti_layout(seed=...) produce for that sequence.
     """
-    from lsmdepth_ros import bagio
+    from lsmdepth_ros.bags import bagfile
+    from lsmdepth_ros.bags import messages as bagmsg
 
     options = options or SyntheticOptions()
     drive = SyntheticDrive(drive_seed(seed, sequence), options)
-    store = bagio.get_typestore()
-    with bagio.BagWriter(path, storage=storage, typestore=store, overwrite=overwrite) as writer:
+    store = bagfile.get_typestore()
+    with bagfile.BagWriter(path, storage=storage, typestore=store, overwrite=overwrite) as writer:
         for frame in drive:
             stamp = frame.stamp_ns
-            writer.write(IMAGE_TOPIC, stamp, bagio.numpy_to_image(frame.rgb, "rgb8", stamp,
+            writer.write(IMAGE_TOPIC, stamp, bagmsg.numpy_to_image(frame.rgb, "rgb8", stamp,
                                                                   FRAME_ID, store))
-            writer.write(CAMERA_INFO_TOPIC, stamp, bagio.make_camera_info(
+            writer.write(CAMERA_INFO_TOPIC, stamp, bagmsg.make_camera_info(
                 frame.K, options.width, options.height, stamp, FRAME_ID, store))
             if with_depth:
-                writer.write(DEPTH_TOPIC, stamp, bagio.numpy_to_image(
+                writer.write(DEPTH_TOPIC, stamp, bagmsg.numpy_to_image(
                     frame.depth.astype(np.float32), "32FC1", stamp, FRAME_ID, store))
     return Path(path)

@@ -25,12 +25,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lsmdepth_ros.bagio import (
-    BagError,
-    expand_bag_paths,
-    iter_camera_frames,
-    read_messages,
-)
+from lsmdepth_ros.bags.bagfile import BagError, expand_bag_paths, read_messages
+from lsmdepth_ros.bags.topic_streams import iter_camera_frames
 from lsmdepth_ros.geometry import scale_intrinsics
 from lsmdepth_ros.training.datasets.augment import AugmentOptions
 from lsmdepth_ros.training.datasets.base import Item, MonoDataset, sequence_items
@@ -176,8 +172,7 @@ def _read_images(bag, image_topic, camera_info_topic, stride, max_frames):
 def _read_depths(bag, topic: str, stamps: list[int], tolerance: float, dataset
                  ) -> list[bytes | None]:
     """Ground-truth depth (metres, float32, zlib) of each image: the nearest header stamp."""
-    from lsmdepth_ros.bagio import image_to_numpy, stamp_to_ns
-    from lsmdepth_ros.bags.convert import depth_to_metres
+    from lsmdepth_ros.bags.messages import depth_to_metres, image_to_numpy, stamp_to_ns
 
     found: dict[int, bytes] = {}
     shape = None
