@@ -199,3 +199,31 @@ def test_data_path_takes_a_folder_of_bags_a_glob_and_a_list(tmp_path):
         dataset(tmp_path / "empty")
     with pytest.raises(BagError, match="no file matches"):
         bagfile.expand_bag_paths(str(tmp_path / "nothing_*"))
+
+
+def test_synthetic_bag_odometry_gives_the_rendered_camera_motion(tmp_path):
+    from lsmdepth_ros.bags.synthetic_bag import ODOM_PERIOD_NS, write_synthetic_bag
+    from lsmdepth_ros.synthetic import (
+        SyntheticDrive,
+        SyntheticOptions,
+        drive_seed,
+        relative_pose,
+    )
+
+    options = SyntheticOptions(width=64, height=32, frames=25)
+    bag = write_synthetic_bag(tmp_path / "drive", seed=3, options=options, with_depth=False)
+    topics = bagfile.bag_topics(bag)
+    assert topics["/tf_static"].count == 1 and topics["/odom"].count > 2 * options.frames
+    odom = [bagmsg.stamp_to_ns(m.msg.header.stamp) for m in bagfile.read_messages(bag, ["/odom"])]
+    images = {bagmsg.stamp_to_ns(m.msg.header.stamp)
+              for m in bagfile.read_messages(bag, ["/camera/image_raw"])}
+    assert set(np.diff(odom[:-1])) == {ODOM_PERIOD_NS} and len(images & set(odom)) <= 3
+    ds = RosbagSequenceDataset(bag, height=32, width=64, num_scales=1, odometry_topic="/odom")
+    assert not ds.dropped and len(ds) == options.frames - 2
+    poses = SyntheticDrive(drive_seed(3, 0), options).poses
+    seq = next(iter(ds.poses))
+    for item in ds.items:
+        for offset in (-1, 1):
+            assert_pose_close(ds.relative_pose(seq, item.frame_index, offset),
+                              relative_pose(poses[item.frame_index],
+                                            poses[item.frame_index + offset]))

@@ -4,12 +4,9 @@ import numpy as np
 import pytest
 import torch
 
+from lsmdepth_ros.bags.synthetic_bag import write_synthetic_bag
 from lsmdepth_ros.geometry import scale_intrinsics
-from lsmdepth_ros.synthetic.writer import (
-    split_sequences,
-    write_kitti_layout,
-    write_synthetic_bag,
-)
+from lsmdepth_ros.synthetic.writer import split_sequences, write_kitti_layout
 from lsmdepth_ros.training.datasets import (
     FolderSequenceDataset,
     KittiRawDataset,

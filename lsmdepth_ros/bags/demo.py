@@ -25,11 +25,13 @@ from lsmdepth_ros.bags.bagfile import BagError
 from lsmdepth_ros.bags.demo_report import DemoError, write_report
 from lsmdepth_ros.bags.messages import stamp_to_ns
 from lsmdepth_ros.bags.processes import ManagedProcess
+from lsmdepth_ros.bags.synthetic_bag import (  # the sample bag's topics
+    CAMERA_INFO_TOPIC,
+    IMAGE_TOPIC,
+)
+from lsmdepth_ros.bags.synthetic_bag import DEPTH_TOPIC as GT_TOPIC
 from lsmdepth_ros.ros.transport import use_large_data_transport
 
-IMAGE_TOPIC = "/camera/image_raw"
-CAMERA_INFO_TOPIC = "/camera/camera_info"
-GT_TOPIC = "/camera/depth_gt"
 OUTPUT_TOPICS = ("/depth", "/depth/camera_info", "/points", "/depth/colored", "/diagnostics")
 NODE_NAME = "depth_node"
 RECORDER_NODE = "lsmdepth_bag_record"
@@ -64,8 +66,8 @@ QUICK = {"frames": 12, "width": 320, "height": 96}
 
 def sample_bag(options: DemoOptions) -> Path:
     """The cached sample drive bag (rendered on first use; atomic, so a crash leaves none)."""
+    from lsmdepth_ros.bags.synthetic_bag import write_synthetic_bag
     from lsmdepth_ros.synthetic import SyntheticOptions
-    from lsmdepth_ros.synthetic.writer import write_synthetic_bag
 
     path = options.cache_dir / (f"sample_drive_s{SAMPLE_SEED}_{options.frames}f_"
                                 f"{options.width}x{options.height}")

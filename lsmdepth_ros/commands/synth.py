@@ -39,8 +39,9 @@ def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from lsmdepth_ros.bags.bagfile import BagError
+    from lsmdepth_ros.bags.synthetic_bag import write_synthetic_bag
     from lsmdepth_ros.synthetic import SyntheticOptions
-    from lsmdepth_ros.synthetic.writer import write_kitti_layout, write_synthetic_bag
+    from lsmdepth_ros.synthetic.writer import write_kitti_layout
 
     try:
         options = SyntheticOptions(width=args.width, height=args.height, frames=args.frames,
