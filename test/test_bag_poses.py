@@ -176,11 +176,12 @@ def test_ground_truth_depth_from_gt_topic(tmp_path):
     bag = write_drive(tmp_path / "d", extra=[
         ("/camera/depth_gt", s, bagmsg.numpy_to_image(d, "32FC1", s, CAM, store))
         for s, d in depths.items()])
-    ds = dataset(bag, gt_topic="/camera/depth_gt")
+    ds = dataset(bag, gt_topic="/camera/depth_gt", load_depth=True)
+    assert ds.provides_depth
     sample = ds[3]   # item 3: frame index 4
     gt = sample[DEPTH_KEY].numpy()[0]
     assert gt.shape == (H, W) and gt[0, 0] == 0.0 and np.all(gt.ravel()[1:] == 5.0)
-    assert DEPTH_KEY not in dataset(bag)[3]
+    assert DEPTH_KEY not in dataset(bag, gt_topic="/camera/depth_gt")[3]
     with pytest.raises(BagError, match="no gt_topic"):
         dataset(bag, load_depth=True)
 
@@ -227,3 +228,28 @@ def test_synthetic_bag_odometry_gives_the_rendered_camera_motion(tmp_path):
             assert_pose_close(ds.relative_pose(seq, item.frame_index, offset),
                               relative_pose(poses[item.frame_index],
                                             poses[item.frame_index + offset]))
+
+
+def test_training_config_builds_bag_sets_with_poses_and_held_out_depth(tmp_path):
+    from lsmdepth_ros.bags.synthetic_bag import write_synthetic_bag
+    from lsmdepth_ros.synthetic import SyntheticDrive, SyntheticOptions, drive_seed
+    from lsmdepth_ros.training.config import TrainConfig
+    from lsmdepth_ros.training.datasets.registry import build_datasets
+
+    options = SyntheticOptions(width=128, height=64, frames=6)
+    for k in range(2):
+        write_synthetic_bag(tmp_path / "drives" / f"drive_{k}", seed=0, sequence=k,
+                            options=options, with_depth=False)
+    write_synthetic_bag(tmp_path / "held_out", seed=1, options=options)
+    config = TrainConfig(data_kind="bag", data_path=str(tmp_path / "drives"), height=64,
+                         width=128, pose_source="dataset",
+                         data_options={"odometry_topic": "/odom", "val_path":
+                                       str(tmp_path / "held_out"), "gt_topic": "/camera/depth_gt"})
+    train, val = build_datasets(config, num_scales=1)
+    assert len(train) == 2 * 4 and pose_key(1) in train[0] and DEPTH_KEY not in train[0]
+    assert val.provides_depth and len(val) == 6
+    truth = SyntheticDrive(drive_seed(1, 0), options).render(2).depth
+    np.testing.assert_array_equal(val[2][DEPTH_KEY][0].numpy(), np.nan_to_num(truth, nan=0.0))
+    config.data_options = {"val_path": str(tmp_path / "held_out")}
+    with pytest.raises(ValueError, match="gt_topic"):
+        build_datasets(config, num_scales=1)

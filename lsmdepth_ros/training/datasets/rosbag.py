@@ -13,8 +13,8 @@ image's frame) or, without odometry, from TF alone (`pose_frame`, e.g. "odom"); 
 `lsmdepth_ros.bags.camera_poses`. Images without a pose are left out and counted (`dropped`,
 reported once as a warning). Targets whose motion to any source frame is below
 `min_translation` metres are left out too: a standing robot teaches nothing, and odometry noise
-dominates small motions. Ground-truth depth (``"depth_gt"``) comes from `gt_topic` (REP 118
-32FC1 metres or 16UC1 millimetres), paired by header stamp.
+dominates small motions. With ``load_depth=True``, ground-truth depth (``"depth_gt"``) comes
+from `gt_topic` (REP 118 32FC1 metres or 16UC1 millimetres), paired by header stamp.
 """
 from __future__ import annotations
 
@@ -49,9 +49,13 @@ class RosbagSequenceDataset(MonoDataset):
                  odometry_topic: str | None = None, pose_frame: str | None = None,
                  min_translation: float = 0.01, max_pose_gap: float = 0.5,
                  gt_topic: str | None = None, gt_tolerance: float = 0.005,
-                 load_depth: bool | None = None):
+                 load_depth: bool = False):
         from lsmdepth_ros.bags.camera_poses import camera_poses
 
+        if load_depth and not gt_topic:
+            raise BagError("ground-truth depth was asked for (held-out metrics or supervision) "
+                           "but no gt_topic names its topic: set data_options gt_topic, e.g. "
+                           "/camera/depth_gt")
         bag_list = expand_bag_paths(bags)
         self.frames: dict[str, list[bytes]] = {}
         self.cameras: dict[str, Rectifier] = {}
@@ -73,7 +77,7 @@ class RosbagSequenceDataset(MonoDataset):
                     self._drop(reason, int(mask.sum()))
                     keep &= ~mask
             depths = (_read_depths(bag, gt_topic, stamps, gt_tolerance, self)
-                      if gt_topic else None)
+                      if gt_topic and load_depth else None)
             for start, end in _segments(stamps, cams, keep, max_gap_factor):
                 key = f"{bag}#{sum(k.startswith(f'{bag}#') for k in self.frames)}"
                 self.frames[key] = images[start:end]
@@ -98,11 +102,8 @@ class RosbagSequenceDataset(MonoDataset):
                            f"{max(frame_ids) - min(frame_ids)} consecutive images with "
                            f"camera_info on {camera_info_topic}"
                            + (f" and a pose (left out: {self.dropped})" if self.dropped else ""))
-        load = bool(gt_topic) if load_depth is None else bool(load_depth)
-        if load and not gt_topic:
-            raise BagError("ground-truth depth was asked for but no gt_topic names its topic "
-                           "(e.g. gt_topic: /camera/depth_gt)")
-        super().__init__(items, height, width, frame_ids, num_scales, is_train, load, augment)
+        super().__init__(items, height, width, frame_ids, num_scales, is_train, load_depth,
+                         augment)
 
     def _drop(self, reason: str, count: int) -> None:
         if count:
