@@ -3,7 +3,9 @@
 Topics are subscribed as soon as they appear in the graph, with a QoS the publishers can serve
 (reliable only when every publisher is reliable, as rosbag2 does). Stopping (Ctrl-C, SIGTERM, a
 duration, or the caller's `stop` event) drains what has already arrived and closes the bag, so
-an interrupted recording is a complete, readable bag.
+an interrupted recording is a complete, readable bag. The bag is written by `bagfile.BagWriter`
+into a hidden folder beside the output and moved into place when closed: a killed recorder never
+leaves a half-written bag under the final name (its storage file stays in the hidden folder).
 """
 from __future__ import annotations
 

@@ -11,7 +11,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("out", help="output folder (kitti) or bag path (bag; a folder of bags "
                                     "when --sequences > 1)")
     parser.add_argument("--kind", choices=("kitti", "bag"), default="kitti",
-                        help="KITTI-raw-like folder with split files, or rosbag2 bags")
+                        help="KITTI-raw-like folder with split files, or rosbag2 bags (images, "
+                             "camera_info, depth, /odom and /tf_static, as a robot records them)")
     parser.add_argument("--sequences", type=int, default=4, help="number of drives")
     parser.add_argument("--frames", type=int, default=100, help="frames per drive")
     parser.add_argument("--width", type=int, default=640, help="image width in pixels")
