@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .io_utils import atomic_path
+from .atomic_files import atomic_path
 from .networks import DepthModel, available_models, build_depth_model
 from .networks.lsmdepth_official import OFFICIAL_VARIANTS
 

@@ -30,7 +30,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from .io_utils import atomic_path
+from .atomic_files import atomic_path
 
 OPSET = 20  # 19 brings DeformConv, 20 a fused Gelu op (faster in onnxruntime)
 INPUT_NAME, OUTPUT_NAME = "image", "disp"

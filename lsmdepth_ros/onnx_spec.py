@@ -33,8 +33,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from lsmdepth_ros.atomic_files import atomic_path
 from lsmdepth_ros.geometry import DepthRange, disp_to_depth
-from lsmdepth_ros.io_utils import atomic_path
 
 META = "lsmdepth."
 OUTPUT_KINDS = ("sigmoid_disparity", "depth", "disparity", "inverse_depth")

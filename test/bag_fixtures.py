@@ -8,7 +8,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lsmdepth_ros import bagio
+from lsmdepth_ros.bags import bagfile
+from lsmdepth_ros.bags import messages as bagmsg
 
 FRAME_ID = "camera_optical_frame"
 K_SMALL = np.array([[60.0, 0.0, 31.5], [0.0, 60.0, 15.5], [0.0, 0.0, 1.0]])
@@ -61,28 +62,28 @@ def write_depth_bag(path: Path, frames: int = 4, *, pred_factor=None, with_info:
     """A bag with /camera/image_raw (rgb8), /camera/camera_info, /camera/depth_gt (32FC1) and,
     when `pred_factor(gt, i)` is given, a /depth topic holding that 'prediction'. Returns the gt
     depth by stamp."""
-    store = bagio.get_typestore()
+    store = bagfile.get_typestore()
     h, w = 32, 64
     gts = {}
-    with bagio.BagWriter(path, storage=storage) as bag:
+    with bagfile.BagWriter(path, storage=storage) as bag:
         for i in range(frames):
             stamp = 1_000_000_000 + i * dt_ns
             gt = scene_depth(h, w, shift=i)
             gts[stamp] = gt
             rgb = np.clip(np.nan_to_num(gt, nan=0.0) * 6, 0, 255).astype(np.uint8)
-            bag.write("/camera/image_raw", stamp, bagio.numpy_to_image(
+            bag.write("/camera/image_raw", stamp, bagmsg.numpy_to_image(
                 np.repeat(rgb[..., None], 3, axis=2), "rgb8", stamp, FRAME_ID, store))
             if with_info:
                 bag.write("/camera/camera_info", stamp,
-                          bagio.make_camera_info(K_SMALL, w, h, stamp, FRAME_ID, store))
+                          bagmsg.make_camera_info(K_SMALL, w, h, stamp, FRAME_ID, store))
             if with_gt:
                 bag.write("/camera/depth_gt", stamp,
-                          bagio.numpy_to_image(gt, "32FC1", stamp, FRAME_ID, store))
+                          bagmsg.numpy_to_image(gt, "32FC1", stamp, FRAME_ID, store))
             if pred_factor is not None:
-                bag.write("/depth", stamp, bagio.numpy_to_image(
+                bag.write("/depth", stamp, bagmsg.numpy_to_image(
                     pred_factor(gt, i).astype(np.float32), "32FC1", stamp, FRAME_ID, store))
         if extra_pred_stamp is not None and pred_factor is not None:
-            bag.write("/depth", extra_pred_stamp, bagio.numpy_to_image(
+            bag.write("/depth", extra_pred_stamp, bagmsg.numpy_to_image(
                 np.ones((h, w), np.float32), "32FC1", extra_pred_stamp, FRAME_ID, store))
     return gts
 
@@ -101,4 +102,4 @@ def messages_equal(a, b) -> bool:
 
 
 def decoded(path: Path, topic: str) -> list:
-    return [m.msg for m in bagio.read_messages(path, [topic])]
+    return [m.msg for m in bagfile.read_messages(path, [topic])]

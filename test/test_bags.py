@@ -26,11 +26,12 @@ from bag_fixtures import (
     write_depth_bag,
 )
 
-from lsmdepth_ros import bagio
-from lsmdepth_ros.bags.common import BagError
-from lsmdepth_ros.bags.evaluate import BagEvalOptions, evaluate_bag, lidar_depth
-from lsmdepth_ros.bags.frames import Frame, StampMatcher
+from lsmdepth_ros.bags import bagfile
+from lsmdepth_ros.bags import messages as bagmsg
+from lsmdepth_ros.bags.bag_eval import BagEvalOptions, evaluate_bag, lidar_depth
+from lsmdepth_ros.bags.bagfile import BagError
 from lsmdepth_ros.bags.outputs import read_ply, write_ply
+from lsmdepth_ros.bags.topic_streams import Frame, StampMatcher
 from lsmdepth_ros.cli import main as cli_main
 
 INPUT_TOPICS = ("/camera/image_raw", "/camera/camera_info", "/camera/depth_gt")
@@ -124,7 +125,7 @@ def test_replay_loops_until_stopped_and_publishes_bag_time_on_clock(ros_env, wor
     assert stats.interrupted and stats.per_topic["/camera/camera_info"] > 6
     infos = decoded(out, "/camera/camera_info")
     assert len(infos) == stats.per_topic["/camera/camera_info"]
-    clocks = np.array([bagio.stamp_to_ns(m.clock) for m in decoded(out, "/clock")])
+    clocks = np.array([bagmsg.stamp_to_ns(m.clock) for m in decoded(out, "/clock")])
     # /clock carries bag time (1.0 .. 1.5 s here), at ~50 Hz between messages
     assert clocks.size > 30 and clocks.min() >= 1_000_000_000 and clocks.max() <= 1_500_000_000
     assert np.sum(np.diff(clocks) < 0) >= 1  # time jumps back when the bag loops
@@ -156,15 +157,15 @@ def test_replay_into_node_and_record_round_trip(ros_env, workdir, source_bag, ch
         source, got = decoded(source_bag, topic), decoded(out, topic)
         assert len(got) == len(source) == 6, topic
         assert all(messages_equal(a, b) for a, b in zip(source, got)), topic
-    in_stamps = {bagio.stamp_to_ns(m.header.stamp) for m in decoded(source_bag, INPUT_TOPICS[0])}
+    in_stamps = {bagmsg.stamp_to_ns(m.header.stamp) for m in decoded(source_bag, INPUT_TOPICS[0])}
     depth = decoded(out, "/depth")
     assert len(depth) >= 1
-    depth_stamps = [bagio.stamp_to_ns(m.header.stamp) for m in depth]
+    depth_stamps = [bagmsg.stamp_to_ns(m.header.stamp) for m in depth]
     assert set(depth_stamps) <= in_stamps  # outputs carry the input's header
     assert all(m.encoding == "32FC1" and m.header.frame_id == "camera_optical_frame"
                for m in depth)
     for topic in ("/depth/camera_info", "/points"):
-        stamps = {bagio.stamp_to_ns(m.header.stamp) for m in decoded(out, topic)}
+        stamps = {bagmsg.stamp_to_ns(m.header.stamp) for m in decoded(out, topic)}
         assert stamps and stamps <= set(depth_stamps), topic
 
 
@@ -308,8 +309,8 @@ def test_eval_with_the_network_is_deterministic_and_matches_the_estimator(workdi
         (workdir / "net_b" / "frames.csv").read_text()
     assert len(first.rows) == 3 and first.summary == second.summary
     estimator = DepthEstimator(EstimatorOptions(model_path=str(checkpoint), device="cpu"))
-    images = [bagio.image_to_numpy(m) for m in decoded(source_bag, "/camera/image_raw")[:3]]
-    gts = [bagio.image_to_numpy(m) for m in decoded(source_bag, "/camera/depth_gt")[:3]]
+    images = [bagmsg.image_to_numpy(m) for m in decoded(source_bag, "/camera/image_raw")[:3]]
+    gts = [bagmsg.image_to_numpy(m) for m in decoded(source_bag, "/camera/depth_gt")[:3]]
     for row, image, gt in zip(first.rows, images, gts):
         expected = _expected_metrics(gt, estimator.estimate(image, "rgb8", K_SMALL), True)
         for key, value in expected.items():
@@ -321,7 +322,7 @@ def test_lidar_ground_truth_projects_through_camera_info_and_extrinsic(workdir):
     evaluated against a prediction of exactly 1.1 x the truth: AbsRel 0.1, all within 1.25."""
     from lsmdepth_ros.geometry import depth_to_points
 
-    store = bagio.get_typestore()
+    store = bagfile.get_typestore()
     # lidar -> camera optical: LiDAR x forward, y left, z up (REP 103), 0.3 m above the camera
     R = np.array([[0.0, -1.0, 0.0], [0.0, 0.0, -1.0], [1.0, 0.0, 0.0]])
     T_cam_lidar = np.eye(4)
@@ -329,7 +330,7 @@ def test_lidar_ground_truth_projects_through_camera_info_and_extrinsic(workdir):
     T_lidar_cam = np.linalg.inv(T_cam_lidar)
     bag = workdir / "lidar"
     gts = {}
-    with bagio.BagWriter(bag) as writer:
+    with bagfile.BagWriter(bag) as writer:
         for i, stamp in enumerate((1_000_000_000, 1_100_000_000)):
             gt = scene_depth(shift=i)
             gts[stamp] = gt
@@ -337,11 +338,11 @@ def test_lidar_ground_truth_projects_through_camera_info_and_extrinsic(workdir):
             pts = pts[np.isfinite(pts).all(axis=1)]
             lidar = pts @ T_lidar_cam[:3, :3].T + T_lidar_cam[:3, 3]
             writer.write("/camera/camera_info", stamp,
-                         bagio.make_camera_info(K_SMALL, 64, 32, stamp, "cam", store))
+                         bagmsg.make_camera_info(K_SMALL, 64, 32, stamp, "cam", store))
             writer.write("/lidar/points", stamp + 3_000_000,  # LiDAR stamps 3 ms off
-                         bagio.numpy_to_pointcloud2(lidar, stamp_ns=stamp + 3_000_000,
+                         bagmsg.numpy_to_pointcloud2(lidar, stamp_ns=stamp + 3_000_000,
                                                     frame_id="lidar", store=store))
-            writer.write("/depth", stamp, bagio.numpy_to_image(gt * 1.1, "32FC1", stamp, "cam",
+            writer.write("/depth", stamp, bagmsg.numpy_to_image(gt * 1.1, "32FC1", stamp, "cam",
                                                                store))
     extrinsic = workdir / "extrinsic.txt"
     extrinsic.write_text("\n".join(" ".join(f"{v:.9f}" for v in row) for row in T_cam_lidar))

@@ -4,12 +4,9 @@ import numpy as np
 import pytest
 import torch
 
+from lsmdepth_ros.bags.synthetic_bag import write_synthetic_bag
 from lsmdepth_ros.geometry import scale_intrinsics
-from lsmdepth_ros.synthetic.writer import (
-    split_sequences,
-    write_kitti_layout,
-    write_synthetic_bag,
-)
+from lsmdepth_ros.synthetic.writer import split_sequences, write_kitti_layout
 from lsmdepth_ros.training.datasets import (
     FolderSequenceDataset,
     KittiRawDataset,
@@ -224,7 +221,7 @@ def test_rosbag_sequences_match_the_rendered_drive(tmp_path, synth):
     a, b = ds[1], synth[5]  # sequence 1, target frame 2
     for key in [("color", 0, 0), ("color", -1, 1), ("K", 0), ("K", 2)]:
         torch.testing.assert_close(a[key], b[key], rtol=1e-5, atol=1e-5)
-    from lsmdepth_ros.bagio import BagError
+    from lsmdepth_ros.bags.bagfile import BagError
 
     with pytest.raises(BagError, match="no topic /cam/info"):
         RosbagSequenceDataset(bag, "/camera/image_raw", "/cam/info", height=H, width=W)

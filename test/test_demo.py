@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 from bag_fixtures import decoded, private_ros_env, random_checkpoint
 
-from lsmdepth_ros import bagio
+from lsmdepth_ros.bags import messages as bagmsg
 from lsmdepth_ros.bags.outputs import read_ply
 
 
@@ -75,15 +75,15 @@ def test_demo_depth_pngs_and_point_cloud_come_from_the_recorded_outputs(demo):
     ply_path = Path(summary["files"]["ply"])
     stamp = int(ply_path.stem.split("_")[1])
     cloud = next(m for m in decoded(recorded, "/points")
-                 if bagio.stamp_to_ns(m.header.stamp) == stamp)
-    xyz = bagio.pointcloud2_to_numpy(cloud)
+                 if bagmsg.stamp_to_ns(m.header.stamp) == stamp)
+    xyz = bagmsg.cloud_to_numpy(cloud)
     xyz = xyz[np.isfinite(xyz).all(axis=1)]
     ply = read_ply(ply_path)
     assert summary["files"]["ply_points"] == len(ply) == len(xyz) > 0
     np.testing.assert_array_equal(np.stack([ply["x"], ply["y"], ply["z"]], 1), xyz)
     # and its z values are the recorded depth of that frame (organised cloud, stride 1)
-    frame = next(m for m in depth if bagio.stamp_to_ns(m.header.stamp) == stamp)
-    z = bagio.image_to_numpy(frame)
+    frame = next(m for m in depth if bagmsg.stamp_to_ns(m.header.stamp) == stamp)
+    z = bagmsg.image_to_numpy(frame)
     np.testing.assert_allclose(np.sort(ply["z"]), np.sort(z[np.isfinite(z)]), rtol=1e-6)
 
 

@@ -13,11 +13,9 @@ from lsmdepth_ros import resources
 from lsmdepth_ros.checkpoints import load_checkpoint, save_checkpoint
 from lsmdepth_ros.geometry import depth_to_points
 from lsmdepth_ros.inference import (
-    COLORMAPS,
     DepthEstimator,
     EstimatorOptions,
     ModelLoadError,
-    colorize_depth,
     image_to_rgb,
 )
 from lsmdepth_ros.networks import build_depth_model
@@ -29,6 +27,7 @@ from lsmdepth_ros.scale import (
     fit_ground_plane,
     make_scale_policy,
 )
+from lsmdepth_ros.visualisation import COLORMAPS, colorize_depth
 
 NET_H, NET_W = 64, 192
 MIN_D, MAX_D = 0.1, 80.0

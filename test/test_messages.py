@@ -198,3 +198,24 @@ def test_cloud_builder_refills_one_buffer_per_shape():
         assert msg is first                              # same message, refilled
     other = builder.build(depth, K, _header(), None, stride=2)
     assert other is not first and (other.height, other.width, other.point_step) == (6, 10, 16)
+
+
+def test_one_conversion_layer_reads_rclpy_and_rosbags_messages_alike():
+    from lsmdepth_ros.bags import messages as bagmsg
+
+    rng = np.random.default_rng(5)
+    rgb = rng.integers(0, 255, (6, 10, 3), dtype=np.uint8)
+    depth = rng.random((6, 10)).astype(np.float32)
+    for arr, enc in ((rgb, "rgb8"), (depth, "32FC1")):
+        a = M.image_to_numpy(M.numpy_to_image(arr, enc))
+        b = bagmsg.image_to_numpy(bagmsg.numpy_to_image(arr, enc))
+        assert np.array_equal(a, arr) and np.array_equal(b, arr)
+    pts = rng.normal(size=(6, 10, 3)).astype(np.float32)
+    rclpy_cloud = M.points_to_cloud(pts, rgb=rgb)
+    bag_cloud = bagmsg.numpy_to_pointcloud2(pts, rgb)
+    assert bytes(rclpy_cloud.data) == bytes(bag_cloud.data)   # the same depth_image_proc layout
+    assert [(f.name, f.offset) for f in rclpy_cloud.fields] == \
+        [(f.name, f.offset) for f in bag_cloud.fields]
+    for cloud in (rclpy_cloud, bag_cloud):
+        xyz, colours = M.cloud_to_numpy(cloud)
+        assert np.array_equal(xyz, pts) and np.array_equal(colours, rgb)

@@ -20,22 +20,22 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from lsmdepth_ros.bags.common import BagError
+from lsmdepth_ros.atomic_files import atomic_write_text
+from lsmdepth_ros.bags.bagfile import BagError
+from lsmdepth_ros.bags.demo_report import DemoError, write_report
+from lsmdepth_ros.bags.messages import stamp_to_ns
 from lsmdepth_ros.bags.processes import ManagedProcess
-from lsmdepth_ros.io_utils import atomic_write_text
+from lsmdepth_ros.bags.synthetic_bag import (  # the sample bag's topics
+    CAMERA_INFO_TOPIC,
+    IMAGE_TOPIC,
+)
+from lsmdepth_ros.bags.synthetic_bag import DEPTH_TOPIC as GT_TOPIC
 from lsmdepth_ros.ros.transport import use_large_data_transport
 
-IMAGE_TOPIC = "/camera/image_raw"
-CAMERA_INFO_TOPIC = "/camera/camera_info"
-GT_TOPIC = "/camera/depth_gt"
 OUTPUT_TOPICS = ("/depth", "/depth/camera_info", "/points", "/depth/colored", "/diagnostics")
 NODE_NAME = "depth_node"
 RECORDER_NODE = "lsmdepth_bag_record"
 SAMPLE_SEED = 7  # a drive the default weights were not trained on
-
-
-class DemoError(RuntimeError):
-    """The demo could not run; the message says why and what to do."""
 
 
 @dataclass
@@ -66,8 +66,8 @@ QUICK = {"frames": 12, "width": 320, "height": 96}
 
 def sample_bag(options: DemoOptions) -> Path:
     """The cached sample drive bag (rendered on first use; atomic, so a crash leaves none)."""
+    from lsmdepth_ros.bags.synthetic_bag import write_synthetic_bag
     from lsmdepth_ros.synthetic import SyntheticOptions
-    from lsmdepth_ros.synthetic.writer import write_synthetic_bag
 
     path = options.cache_dir / (f"sample_drive_s{SAMPLE_SEED}_{options.frames}f_"
                                 f"{options.width}x{options.height}")
@@ -143,9 +143,8 @@ def run_demo(options: DemoOptions) -> dict:
     if recorder_rc != 0 or not (recorded / "metadata.yaml").is_file():
         raise DemoError(f"the recorder did not finish cleanly (exit {recorder_rc}); see "
                         f"{recorder.log_path}:\n{recorder.tail()}")
-    from lsmdepth_ros.bags.demo_report import write_report
-
-    summary = write_report(out, bag, recorded, replay_stats, seen, options)
+    summary = write_report(out, bag, recorded, replay_stats, seen,
+                           (IMAGE_TOPIC, CAMERA_INFO_TOPIC, GT_TOPIC))
     summary.update({
         "model": str(model), "sample_bag": str(bag), "recorded_bag": str(recorded),
         "node_exit_code": node_rc, "recorder_exit_code": recorder_rc,
@@ -172,7 +171,7 @@ def _drive(bag: Path, node: ManagedProcess, recorder: ManagedProcess, options: D
     seen: dict[int, int] = {}  # output header stamp -> wall ns when it arrived here
     last_diagnostics = [0]  # wall ns of the newest /diagnostics
     monitor.create_subscription(CameraInfo, "/depth/camera_info",
-                                lambda m: seen.setdefault(_stamp(m.header), time.time_ns()), 50)
+                                lambda m: seen.setdefault(stamp_to_ns(m.header.stamp), time.time_ns()), 50)
     monitor.create_subscription(DiagnosticArray, "/diagnostics",
                                 lambda m: last_diagnostics.__setitem__(0, time.time_ns()), 10)
     executor = SingleThreadedExecutor(context=context)
@@ -232,18 +231,14 @@ def _wait_ready(monitor, node: ManagedProcess, recorder: ManagedProcess, timeout
 
 
 def _last_image_stamp(bag: Path) -> int:
-    from lsmdepth_ros import bagio
+    from lsmdepth_ros.bags import bagfile
 
     last = None
-    for m in bagio.read_messages(bag, [IMAGE_TOPIC]):
-        last = _stamp(m.msg.header)
+    for m in bagfile.read_messages(bag, [IMAGE_TOPIC]):
+        last = stamp_to_ns(m.msg.header.stamp)
     if last is None:
         raise BagError(f"sample bag {bag} has no images; delete it to render it again")
     return last
-
-
-def _stamp(header) -> int:
-    return int(header.stamp.sec) * 1_000_000_000 + int(header.stamp.nanosec)
 
 
 def _jsonable(value):

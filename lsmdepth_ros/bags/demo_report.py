@@ -10,24 +10,32 @@ from pathlib import Path
 
 import numpy as np
 
-from lsmdepth_ros import bagio
-from lsmdepth_ros.bags.common import BagError, stamp_ns
-from lsmdepth_ros.bags.convert import cloud_to_points_and_colors, depth_to_metres
-from lsmdepth_ros.bags.outputs import colorize_rgb, write_ply, write_png
-from lsmdepth_ros.io_utils import atomic_write_text
+from lsmdepth_ros.atomic_files import atomic_write_text
+from lsmdepth_ros.bags import bagfile
+from lsmdepth_ros.bags import messages as bagmsg
+from lsmdepth_ros.bags.bagfile import BagError
+from lsmdepth_ros.bags.messages import (
+    cloud_to_points_and_colors,
+    depth_to_metres,
+    header_ns,
+)
+from lsmdepth_ros.bags.outputs import write_ply, write_png
+from lsmdepth_ros.visualisation import colorize_depth_rgb as colorize_rgb
 
 
-def write_report(out: Path, sample: Path, recorded: Path, replay_stats, seen: dict, options
-                 ) -> dict:
-    from lsmdepth_ros.bags.demo import (
-        CAMERA_INFO_TOPIC,
-        GT_TOPIC,
-        IMAGE_TOPIC,
-        DemoError,
-    )
-    from lsmdepth_ros.bags.evaluate import BagEvalOptions, evaluate_bag
+class DemoError(RuntimeError):
+    """The demo could not run; the message says why and what to do."""
 
-    topics = bagio.bag_topics(recorded)
+
+def write_report(out: Path, sample: Path, recorded: Path, replay_stats, seen: dict,
+                 sample_topics: tuple[str, str, str]) -> dict:
+    """The report of a demo run; `sample_topics` are the sample bag's image, camera_info and
+    ground-truth depth topics."""
+    from lsmdepth_ros.bags.bag_eval import BagEvalOptions, evaluate_bag
+
+    IMAGE_TOPIC, CAMERA_INFO_TOPIC, GT_TOPIC = sample_topics
+
+    topics = bagfile.bag_topics(recorded)
     counts = {t: info.count for t, info in topics.items()}
     if counts.get("/depth", 0) == 0:
         raise DemoError(f"the node published no depth (recorded: {counts or 'nothing'}); see "
@@ -55,12 +63,12 @@ def _depth_pngs(recorded: Path, folder: Path) -> dict:
     """Every recorded depth frame, colour-mapped with one range for all (so colours compare)."""
     limits = None
     written = 0
-    for i, m in enumerate(bagio.read_messages(recorded, ["/depth"])):
-        depth = depth_to_metres(bagio.image_to_numpy(m.msg), m.msg.encoding)
+    for i, m in enumerate(bagfile.read_messages(recorded, ["/depth"])):
+        depth = depth_to_metres(bagmsg.image_to_numpy(m.msg), m.msg.encoding)
         if limits is None:
             valid = depth[np.isfinite(depth)]
             limits = tuple(np.percentile(valid, [5, 95])) if valid.size else (None, None)
-        write_png(folder / f"depth_{i:03d}_{stamp_ns(m.msg.header)}.png",
+        write_png(folder / f"depth_{i:03d}_{header_ns(m.msg)}.png",
                   colorize_rgb(depth, *limits))
         written += 1
     return {"depth_png_dir": str(folder), "depth_png_count": written}
@@ -68,31 +76,31 @@ def _depth_pngs(recorded: Path, folder: Path) -> dict:
 
 def _middle(recorded: Path, topic: str):
     """The middle message of a topic, decoded (the others are skipped undecoded)."""
-    count = bagio.bag_topics(recorded)[topic].count
-    for i, m in enumerate(bagio.read_messages(recorded, [topic], decode=False)):
+    count = bagfile.bag_topics(recorded)[topic].count
+    for i, m in enumerate(bagfile.read_messages(recorded, [topic], decode=False)):
         if i == count // 2:
-            return bagio.get_typestore().deserialize_cdr(m.raw, m.msgtype), i
+            return bagfile.get_typestore().deserialize_cdr(m.raw, m.msgtype), i
     return None, 0
 
 
 def _node_colored(recorded: Path, out: Path) -> dict:
-    if "/depth/colored" not in bagio.bag_topics(recorded):
+    if "/depth/colored" not in bagfile.bag_topics(recorded):
         return {}
     msg, _ = _middle(recorded, "/depth/colored")
     if msg is None:
         return {}
     return {"node_colored_png": str(write_png(out / "depth_colored_by_node.png",
-                                              bagio.image_to_rgb(msg)))}
+                                              bagmsg.image_to_rgb(msg)))}
 
 
 def _point_cloud(recorded: Path, out: Path) -> dict:
-    if "/points" not in bagio.bag_topics(recorded):
+    if "/points" not in bagfile.bag_topics(recorded):
         return {}
     msg, _index = _middle(recorded, "/points")
     if msg is None:
         return {}
     points, colors = cloud_to_points_and_colors(msg)
-    path = out / f"points_{stamp_ns(msg.header)}.ply"
+    path = out / f"points_{header_ns(msg)}.ply"
     for old in out.glob("points_*.ply"):
         old.unlink()
     count = write_ply(path, points, colors)
@@ -101,13 +109,13 @@ def _point_cloud(recorded: Path, out: Path) -> dict:
 
 def latency_report(sample: Path, recorded: Path, replay_stats, image_topic: str) -> dict:
     """Latency (image published -> depth recorded) and drops, from stamps and /diagnostics."""
-    header_of = {m.stamp_ns: stamp_ns(m.msg.header)
-                 for m in bagio.read_messages(sample, [image_topic])}
+    header_of = {m.stamp_ns: header_ns(m.msg)
+                 for m in bagfile.read_messages(sample, [image_topic])}
     published = {header_of[t]: wall for topic, t, wall in replay_stats.publish_log
                  if topic == image_topic and t in header_of}
     arrived: dict[int, int] = {}
-    for m in bagio.read_messages(recorded, ["/depth"]):
-        arrived.setdefault(stamp_ns(m.msg.header), m.stamp_ns)
+    for m in bagfile.read_messages(recorded, ["/depth"]):
+        arrived.setdefault(header_ns(m.msg), m.stamp_ns)
     unmatched = [s for s in arrived if s not in published]
     if unmatched:
         raise BagError(f"{len(unmatched)} recorded depth frames carry stamps that were never "
@@ -129,10 +137,10 @@ def latency_report(sample: Path, recorded: Path, replay_stats, image_topic: str)
 
 
 def _last_diagnostics(recorded: Path) -> dict:
-    if "/diagnostics" not in bagio.bag_topics(recorded):
+    if "/diagnostics" not in bagfile.bag_topics(recorded):
         return {}
     last = {}
-    for m in bagio.read_messages(recorded, ["/diagnostics"]):
+    for m in bagfile.read_messages(recorded, ["/diagnostics"]):
         if m.msg.status:
             last = {kv.key: kv.value for kv in m.msg.status[0].values}
             last["level"] = int(m.msg.status[0].level)

@@ -5,15 +5,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lsmdepth_ros.io_utils import atomic_path, atomic_write_bytes
-
-
-def colorize_rgb(depth: np.ndarray, vmin: float | None = None,
-                 vmax: float | None = None) -> np.ndarray:
-    """RGB (for PNG files and matplotlib) of the node's own depth colour map."""
-    from lsmdepth_ros.inference import colorize_depth
-
-    return colorize_depth(depth, vmin=vmin, vmax=vmax)[..., ::-1]
+from lsmdepth_ros.atomic_files import atomic_path, atomic_write_bytes
 
 
 def write_png(path: str | Path, rgb: np.ndarray) -> Path:

@@ -5,8 +5,8 @@ from pathlib import Path
 
 import numpy as np
 
-from lsmdepth_ros.bags.outputs import colorize_rgb
-from lsmdepth_ros.io_utils import atomic_path
+from lsmdepth_ros.atomic_files import atomic_path
+from lsmdepth_ros.visualisation import colorize_depth_rgb as colorize_rgb
 
 
 def _figure(*args, **kwargs):

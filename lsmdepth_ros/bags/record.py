@@ -3,7 +3,9 @@
 Topics are subscribed as soon as they appear in the graph, with a QoS the publishers can serve
 (reliable only when every publisher is reliable, as rosbag2 does). Stopping (Ctrl-C, SIGTERM, a
 duration, or the caller's `stop` event) drains what has already arrived and closes the bag, so
-an interrupted recording is a complete, readable bag.
+an interrupted recording is a complete, readable bag. The bag is written by `bagfile.BagWriter`
+into a hidden folder beside the output and moved into place when closed: a killed recorder never
+leaves a half-written bag under the final name (its storage file stays in the hidden folder).
 """
 from __future__ import annotations
 
@@ -12,8 +14,12 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lsmdepth_ros import bagio
-from lsmdepth_ros.bags.common import BagError, normalise_msgtype, ros_message_class
+from lsmdepth_ros.bags.bagfile import (
+    BagError,
+    BagWriter,
+    normalise_msgtype,
+    ros_message_class,
+)
 from lsmdepth_ros.ros.transport import use_large_data_transport
 
 STORAGES = ("mcap", "sqlite3")
@@ -55,21 +61,18 @@ def record(options: RecordOptions, stop: threading.Event | None = None,
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.signals import SignalHandlerOptions
-    from rosbags.rosbag2 import StoragePlugin, Writer
 
     use_large_data_transport()
     stop = stop or threading.Event()
     check_output(options.out)
-    plugin = StoragePlugin.MCAP if options.storage == "mcap" else StoragePlugin.SQLITE3
-    writer = Writer(options.out, version=9, storage_plugin=plugin)
-    writer.open()
+    writer = BagWriter(options.out, storage=options.storage)
     stats = RecordStats(path=options.out, per_topic={t: 0 for t in options.topics})
     context = rclpy.Context()
     rclpy.init(context=context, signal_handler_options=SignalHandlerOptions.NO)
     node = rclpy.create_node(options.node_name, context=context)
     executor = SingleThreadedExecutor(context=context)
     executor.add_node(node)
-    store = bagio.get_typestore()
+    store = writer.typestore
     subscriptions = []
     try:
         deadline = None if options.duration is None else time.monotonic() + options.duration
@@ -121,11 +124,11 @@ def _subscribe_new(node, writer, store, options: RecordOptions, stats: RecordSta
             continue
         msgtype = normalise_msgtype(known[topic][0])
         cls = ros_message_class(msgtype, topic)
-        connection = writer.add_connection(topic, msgtype, **_definition(store, msgtype, topic))
+        writer.connection(topic, msgtype, _definition(store, msgtype, topic))
         qos = _subscription_qos(infos, options.queue_depth)
 
-        def on_message(data: bytes, connection=connection, topic=topic) -> None:
-            writer.write(connection, node.get_clock().now().nanoseconds, data)
+        def on_message(data: bytes, topic=topic, msgtype=msgtype) -> None:
+            writer.write_raw(topic, msgtype, node.get_clock().now().nanoseconds, data)
             stats.per_topic[topic] += 1
 
         new.append(node.create_subscription(cls, topic, on_message, qos, raw=True))

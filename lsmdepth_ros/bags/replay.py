@@ -11,7 +11,8 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from lsmdepth_ros.bags.common import BagError, iter_raw, open_bag, ros_message_class
+from lsmdepth_ros.bags.bagfile import BagError, iter_raw, open_bag, ros_message_class
+from lsmdepth_ros.ros.conversions import ns_to_stamp
 from lsmdepth_ros.ros.transport import use_large_data_transport
 
 RELIABILITIES = ("auto", "reliable", "best_effort")
@@ -93,12 +94,13 @@ def replay(options: ReplayOptions, stop: threading.Event | None = None) -> Repla
 def _selected_connections(reader, topics: tuple[str, ...]) -> list:
     present = {c.topic for c in reader.connections}
     missing = [t for t in topics if t not in present]
+    bag = ", ".join(map(str, reader.paths))
     if missing:
-        raise BagError(f"topic(s) {', '.join(missing)} not in bag {reader.path} (topics present: "
+        raise BagError(f"topic(s) {', '.join(missing)} not in bag {bag} (topics present: "
                        f"{', '.join(sorted(present)) or 'none'}); pass topics that it has")
     connections = [c for c in reader.connections if not topics or c.topic in topics]
     if not connections:
-        raise BagError(f"bag {reader.path} has no topics to replay")
+        raise BagError(f"bag {bag} has no topics to replay")
     return connections
 
 
@@ -146,7 +148,7 @@ class _ClockPublisher:
     def maybe_publish(self, bag_time_ns: int, force: bool = False) -> None:
         now = time.monotonic()
         if force or now >= self._next:
-            self._msg.clock.sec, self._msg.clock.nanosec = divmod(int(bag_time_ns), 1_000_000_000)
+            self._msg.clock.sec, self._msg.clock.nanosec = ns_to_stamp(bag_time_ns)
             self._pub.publish(self._msg)
             self._next = now + self.period
 

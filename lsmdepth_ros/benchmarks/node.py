@@ -77,11 +77,11 @@ def main(argv=None) -> int:
     from lsmdepth_ros.inference import (
         DepthEstimator,
         EstimatorOptions,
-        colorize_depth,
         image_to_rgb,
     )
     from lsmdepth_ros.ros import messages as rosmsg
     from lsmdepth_ros.scale import ScaleOptions
+    from lsmdepth_ros.visualisation import colorize_depth
 
     with tempfile.TemporaryDirectory() as tmp:
         path = _model_path(args.model, Path(tmp))
@@ -169,7 +169,7 @@ def main(argv=None) -> int:
     print(f"  memory after {args.frames:<6d} frames      {rss_n:9.1f} MB   "
           f"(growth {rss_n - rss_100:+.1f} MB, target: flat)")
     if args.json:
-        from lsmdepth_ros.io_utils import atomic_write_text
+        from lsmdepth_ros.atomic_files import atomic_write_text
 
         atomic_write_text(args.json, json.dumps(report, indent=2))
     return 0

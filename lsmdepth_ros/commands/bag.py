@@ -46,13 +46,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                                    "recorded `depth` topic with --pred-topic) and compare with a "
                                    "ground-truth depth topic or a LiDAR cloud, using the Eigen "
                                    "metrics. Writes frames.csv, summary.json and PNG plots.")
-    from lsmdepth_ros.bags.evaluate import add_eval_arguments
+    from lsmdepth_ros.bags.bag_eval import add_eval_arguments
 
     add_eval_arguments(p)
 
 
 def run(args: argparse.Namespace) -> int:
-    from lsmdepth_ros.bags.common import BagError
+    from lsmdepth_ros.bags.bagfile import BagError
 
     action = {"replay": _replay, "record": _record, "eval": _eval}[args.bag_command]
     try:
@@ -117,7 +117,7 @@ def _record(args) -> int:
 
 
 def _eval(args) -> int:
-    from lsmdepth_ros.bags.evaluate import evaluate_bag, options_from_args
+    from lsmdepth_ros.bags.bag_eval import evaluate_bag, options_from_args
 
     result = evaluate_bag(options_from_args(args))
     print(result.report())

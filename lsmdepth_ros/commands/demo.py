@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from lsmdepth_ros.bags.common import BagError
+    from lsmdepth_ros.bags.bagfile import BagError
     from lsmdepth_ros.bags.demo import QUICK, DemoError, DemoOptions, run_demo
     from lsmdepth_ros.bags.processes import ProcessDied
 

@@ -61,9 +61,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import torch
 
-    from lsmdepth_ros.bagio import BagError
+    from lsmdepth_ros.atomic_files import atomic_write_text
+    from lsmdepth_ros.bags.bagfile import BagError
     from lsmdepth_ros.checkpoints import CheckpointError, load_checkpoint
-    from lsmdepth_ros.io_utils import atomic_write_text
     from lsmdepth_ros.metrics import EvalOptions
     from lsmdepth_ros.training.heldout import evaluate_model
 

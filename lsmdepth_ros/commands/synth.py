@@ -11,7 +11,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("out", help="output folder (kitti) or bag path (bag; a folder of bags "
                                     "when --sequences > 1)")
     parser.add_argument("--kind", choices=("kitti", "bag"), default="kitti",
-                        help="KITTI-raw-like folder with split files, or rosbag2 bags")
+                        help="KITTI-raw-like folder with split files, or rosbag2 bags (images, "
+                             "camera_info, depth, /odom and /tf_static, as a robot records them)")
     parser.add_argument("--sequences", type=int, default=4, help="number of drives")
     parser.add_argument("--frames", type=int, default=100, help="frames per drive")
     parser.add_argument("--width", type=int, default=640, help="image width in pixels")
@@ -38,9 +39,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from lsmdepth_ros.bagio import BagError
+    from lsmdepth_ros.bags.bagfile import BagError
+    from lsmdepth_ros.bags.synthetic_bag import write_synthetic_bag
     from lsmdepth_ros.synthetic import SyntheticOptions
-    from lsmdepth_ros.synthetic.writer import write_kitti_layout, write_synthetic_bag
+    from lsmdepth_ros.synthetic.writer import write_kitti_layout
 
     try:
         options = SyntheticOptions(width=args.width, height=args.height, frames=args.frames,

@@ -43,7 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     import logging
 
-    from lsmdepth_ros.io_utils import atomic_write_text
+    from lsmdepth_ros.atomic_files import atomic_write_text
     from lsmdepth_ros.training import distributed
     from lsmdepth_ros.training.config import TrainConfig
     from lsmdepth_ros.training.state import CONFIG_NAME, resolve_resume

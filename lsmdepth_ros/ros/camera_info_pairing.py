@@ -21,13 +21,14 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
+from lsmdepth_ros.ros.conversions import header_ns
+
 PAIRING_MODES = ("exact", "newest")
 NEWEST_STAMP_GAP_S = 1.0   # 'newest' pairing: a larger gap between the stamps is reported
 NO_INFO_YET = "no camera_info received yet: publishing depth only (no depth/camera_info, no points)"
 
 
-def stamp_ns(msg) -> int:
-    return msg.header.stamp.sec * 1_000_000_000 + msg.header.stamp.nanosec
+stamp_ns = header_ns   # the header stamp in nanoseconds (one conversion, ros.conversions)
 
 
 @dataclass

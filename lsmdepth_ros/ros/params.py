@@ -32,7 +32,7 @@ from rclpy.qos import (
     qos_profile_system_default,
 )
 
-from lsmdepth_ros.inference import COLORMAPS, EstimatorOptions
+from lsmdepth_ros.inference import EstimatorOptions
 from lsmdepth_ros.options import (
     OptionInfo,
     check_choices,
@@ -42,6 +42,7 @@ from lsmdepth_ros.options import (
     option,
     replace_dotted,
 )
+from lsmdepth_ros.visualisation import COLORMAPS
 
 QOS_CHOICES = ("sensor_data", "reliable", "best_effort", "system_default")
 TRANSPORTS = ("raw", "compressed")

@@ -20,9 +20,10 @@ from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
-from lsmdepth_ros.inference import DepthEstimator, colorize_depth, image_to_rgb
+from lsmdepth_ros.inference import DepthEstimator, image_to_rgb
 from lsmdepth_ros.ros import messages as rosmsg
 from lsmdepth_ros.ros.camera_info_pairing import Frame, FramePairing
+from lsmdepth_ros.ros.conversions import stamp_to_ns
 from lsmdepth_ros.ros.diagnostics import (
     Expectations,
     FrameStats,
@@ -42,6 +43,7 @@ from lsmdepth_ros.ros.topics import (
     TOPIC_IMAGE,
     TOPIC_POINTS,
 )
+from lsmdepth_ros.visualisation import colorize_depth
 
 SHUTDOWN_WAIT_S = 5.0
 SUBSCRIBER_CHECK_S = 0.5    # how often the output subscriber counts are looked at
@@ -163,7 +165,7 @@ class DepthPipeline:
             delay = None
         else:
             now_ns = self.node.get_clock().now().nanoseconds
-            delay = (now_ns - (stamp.sec * 1_000_000_000 + stamp.nanosec)) * 1e-9
+            delay = (now_ns - stamp_to_ns(stamp)) * 1e-9
         self.stats.on_received(delay)
         self.pairing.put_image(msg)
 

@@ -8,7 +8,8 @@ resizing and encoding); no torch, no ROS. The torch data set that renders it on 
 - `textures`: the albedo texture atlas (skimage photos + procedural noise)
 - `renderer`: `render(scene, T_world_cam, K, width, height)` -> (rgb, depth)
 - `drive`: `SyntheticOptions`, `SyntheticDrive` (trajectory + frames), `drive_seed`
-- `writer`: KITTI-like folders (`write_kitti_layout`) and rosbag2 bags (`write_synthetic_bag`)
+- `writer`: KITTI-like folders (`write_kitti_layout`); rosbag2 bags with odometry and TF are
+  written by `lsmdepth_ros.bags.synthetic_bag` (bags sit on top of the core)
 
 The domain-randomised world (streets, campus paths, rooms, corridors, warehouse aisles; random
 camera, light and sensor per drive) reuses the ray casting:

@@ -1,4 +1,5 @@
-"""Write synthetic drives to disk: a KITTI-raw-like folder with split files, or rosbag2 bags.
+"""Write synthetic drives to disk: a KITTI-raw-like folder with split files (bags: see
+`lsmdepth_ros.bags.synthetic_bag`).
 
 KITTI-like folder (read back with training's `synthetic_folder_dataset` / `KittiRawDataset`)::
 
@@ -15,8 +16,6 @@ Sequences go to train / val / test whole (no frame of a test drive is seen in tr
 `test` sequences are the test split, the ones before the validation split. Train and val list
 frames with both neighbours; test lists every frame.
 
-Bags (`write_synthetic_bag`): /camera/image_raw (rgb8), /camera/camera_info, /camera/depth_gt
-(32FC1 metres, NaN = sky), frame_id "camera_optical_frame", stamps at options.fps.
 """
 from __future__ import annotations
 
@@ -27,16 +26,12 @@ from pathlib import Path
 
 import numpy as np
 
-from lsmdepth_ros.io_utils import atomic_write_bytes, atomic_write_text
+from lsmdepth_ros.atomic_files import atomic_write_bytes, atomic_write_text
 from lsmdepth_ros.metrics import encode_depth_png
 from lsmdepth_ros.synthetic.drive import SyntheticDrive, SyntheticOptions, drive_seed
 
 DATE = "synthetic"
 SPLIT_NAME = "synthetic"
-IMAGE_TOPIC = "/camera/image_raw"
-CAMERA_INFO_TOPIC = "/camera/camera_info"
-DEPTH_TOPIC = "/camera/depth_gt"
-FRAME_ID = "camera_optical_frame"
 
 
 def drive_folder(sequence: int) -> str:
@@ -152,29 +147,3 @@ def write_kitti_layout(root: str | Path, num_sequences: int = 4, seed: int = 0,
 
 def _write_sequence_job(job) -> int:
     return _write_sequence(*job)
-
-
-def write_synthetic_bag(path: str | Path, seed: int = 0, options: SyntheticOptions | None = None,
-                        storage: str = "mcap", with_depth: bool = True, sequence: int = 0,
-                        overwrite: bool = False) -> Path:
-    """Render one drive into a rosbag2 bag (image, camera_info and ground-truth depth topics).
-
-    The drive is sequence `sequence` of seed `seed`: the same frames as SyntheticDataset(seed=...)
-    and write_kitti_layout(seed=...) produce for that sequence.
-    """
-    from lsmdepth_ros import bagio
-
-    options = options or SyntheticOptions()
-    drive = SyntheticDrive(drive_seed(seed, sequence), options)
-    store = bagio.get_typestore()
-    with bagio.BagWriter(path, storage=storage, typestore=store, overwrite=overwrite) as writer:
-        for frame in drive:
-            stamp = frame.stamp_ns
-            writer.write(IMAGE_TOPIC, stamp, bagio.numpy_to_image(frame.rgb, "rgb8", stamp,
-                                                                  FRAME_ID, store))
-            writer.write(CAMERA_INFO_TOPIC, stamp, bagio.make_camera_info(
-                frame.K, options.width, options.height, stamp, FRAME_ID, store))
-            if with_depth:
-                writer.write(DEPTH_TOPIC, stamp, bagio.numpy_to_image(
-                    frame.depth.astype(np.float32), "32FC1", stamp, FRAME_ID, store))
-    return Path(path)

@@ -16,8 +16,8 @@ from typing import Any
 
 import yaml
 
+from lsmdepth_ros.atomic_files import atomic_write_text
 from lsmdepth_ros.geometry import DepthRange
-from lsmdepth_ros.io_utils import atomic_write_text
 from lsmdepth_ros.training.supervision import (
     POSE_SOURCES,
     SUPERVISION_MODES,

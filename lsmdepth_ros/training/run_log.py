@@ -11,11 +11,11 @@ import logging
 from collections.abc import Mapping
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from lsmdepth_ros.training.batch import Batch
 from lsmdepth_ros.training.loss_terms import LossTerms
+from lsmdepth_ros.visualisation import colorize_tensor as colorize
 
 log = logging.getLogger("lsmdepth_ros.training.trainer")
 
@@ -92,12 +92,3 @@ class RunLog:
         if self.writer is not None:
             self.writer.close()
             self.writer = None
-
-
-def colorize(values: torch.Tensor) -> torch.Tensor:
-    """[B,1,H,W] in [0, 1] -> [B,3,H,W] magma colours (matplotlib's table)."""
-    from matplotlib import colormaps
-
-    lut = torch.tensor(colormaps["magma"](np.linspace(0, 1, 256))[:, :3], dtype=torch.float32)
-    idx = (values.clamp(0, 1) * 255).round().long()[:, 0]
-    return lut[idx].permute(0, 3, 1, 2)

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset, DistributedSampler, Sampler
 
-from lsmdepth_ros.io_utils import atomic_path
+from lsmdepth_ros.atomic_files import atomic_path
 from lsmdepth_ros.training import distributed as dist_utils
 
 log = logging.getLogger("lsmdepth_ros.training.trainer")

@@ -28,7 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lsmdepth_ros.bagio import CameraModel
+from lsmdepth_ros.bags.messages import CameraModel
 from lsmdepth_ros.geometry import scale_intrinsics
 from lsmdepth_ros.training.datasets.augment import AugmentOptions
 from lsmdepth_ros.training.datasets.base import DEPTH_KEY, MonoDataset, sequence_items

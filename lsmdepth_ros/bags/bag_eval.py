@@ -20,9 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from lsmdepth_ros.bags.common import IMAGE, POINT_CLOUD, BagError, topic_type
-from lsmdepth_ros.bags.convert import depth_to_metres
-from lsmdepth_ros.bags.frames import (
+from lsmdepth_ros.atomic_files import atomic_write_text
+from lsmdepth_ros.bags.bagfile import IMAGE, POINT_CLOUD, BagError, topic_type
+from lsmdepth_ros.bags.messages import depth_to_metres
+from lsmdepth_ros.bags.topic_streams import (
     Frame,
     StampMatcher,
     camera_infos,
@@ -31,7 +32,6 @@ from lsmdepth_ros.bags.frames import (
     image_frames,
     latest_at,
 )
-from lsmdepth_ros.io_utils import atomic_write_text
 
 METRICS = ("abs_rel", "sq_rel", "rmse", "rmse_log", "a1", "a2", "a3")
 
@@ -195,9 +195,9 @@ def _ground_truth(path, options: BagEvalOptions, infos):
 
 def _optional_images(path, topic: str, tolerance: float) -> StampMatcher | None:
     """Camera images for the error-map figures, when the bag has them."""
-    from lsmdepth_ros import bagio
+    from lsmdepth_ros.bags import bagfile
 
-    if topic not in bagio.bag_topics(path):
+    if topic not in bagfile.bag_topics(path):
         return None
     from lsmdepth_ros.inference import image_to_rgb
 
