@@ -134,3 +134,42 @@ def test_signals_at_any_moment_exit_cleanly(checkpoint, tmp_path):
     assert len(done) == RUNS
     bad = [p for p in (r.problem() for r in done) if p]
     assert not bad, f"start-up {startup:.1f} s; unclean exits: {bad}"
+
+
+def test_a_signal_inside_a_finaliser_is_retried_not_swallowed():
+    # Python prints "Exception ignored" for an exception raised in a __del__ (or importlib's
+    # module-lock weakref callback) and carries on: the guard must defer such a signal.
+    import gc
+
+    from lsmdepth_ros.ros.process import Interrupted, SignalGuard, _swallows_exceptions
+
+    seen = {}
+
+    class Finalised:
+        def __del__(self):
+            seen["inside"] = _swallows_exceptions(sys._getframe())
+
+    Finalised()
+    gc.collect()
+    assert seen["inside"] is True
+    assert _swallows_exceptions(sys._getframe()) is False
+
+    guard = SignalGuard()
+    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGALRM)}
+    try:
+        guard.install()
+        with pytest.raises(Interrupted), guard.interruptible():
+            class Signalling:
+                def __del__(self):
+                    os.kill(os.getpid(), signal.SIGINT)   # lands inside the finaliser
+
+            Signalling()
+            gc.collect()
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:   # the retry raises here, outside __del__
+                time.sleep(0.001)
+        assert guard.requested.is_set()
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)

@@ -20,6 +20,7 @@ import sys
 import threading
 from collections.abc import Callable
 
+RETRY_S = 0.02          # retry delay for a signal that landed where it cannot raise
 SPIN_STEP_S = 0.1        # longest delay between a signal and the start of the teardown
 EXIT_BAD_CONFIG = 2      # model or parameters unusable (the message says why)
 
@@ -44,8 +45,19 @@ class SignalGuard:
         first = not self.requested.is_set()
         self.requested.set()
         if first and self._interruptible:
+            self._raise_when_safe(frame)
+
+    def _raise_when_safe(self, frame) -> None:
+        """Raise Interrupted unless the signal landed where Python would swallow the exception
+        (a weakref callback such as importlib's module-lock cleanup, or a `__del__`: it prints
+        "Exception ignored in ..." and carries on); then retry from SIGALRM 20 ms later."""
+        if self._interruptible and _swallows_exceptions(frame):
+            signal.signal(signal.SIGALRM, lambda _s, f: self._raise_when_safe(f))
+            signal.setitimer(signal.ITIMER_REAL, RETRY_S)
+            return
+        if self._interruptible:
             self._interruptible = False
-            raise Interrupted(signal.Signals(signum).name)
+            raise Interrupted("stop requested")
 
     @contextlib.contextmanager
     def interruptible(self):
@@ -57,6 +69,17 @@ class SignalGuard:
             yield
         finally:
             self._interruptible = False
+            signal.setitimer(signal.ITIMER_REAL, 0)   # no retry pending past this step
+
+
+def _swallows_exceptions(frame) -> bool:
+    while frame is not None:
+        code = frame.f_code
+        if code.co_name == "__del__" or (code.co_name == "cb"
+                                         and code.co_filename.startswith("<frozen importlib")):
+            return True
+        frame = frame.f_back
+    return False
 
 
 GUARD = SignalGuard()   # one per process: signals are process-wide
