@@ -32,7 +32,8 @@ START_LIMIT_S = 180.0      # first depth: interpreter, torch and model start-up 
 H, W = 96, 320
 K = np.array([[220.0, 0.0, 161.3], [0.0, 215.0, 47.2], [0.0, 0.0, 1.0]])
 FRAME = "camera_optical_frame"
-DOMAIN = random.Random(os.getpid() ^ time.time_ns()).randint(101, 200)
+# 1..101: the domain ids whose DDS ports stay below Linux's ephemeral port range.
+DOMAIN = random.Random(os.getpid() ^ time.time_ns()).randint(1, 101)
 
 
 def _shared_ros_launch() -> Path | None:
