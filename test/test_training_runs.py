@@ -277,3 +277,20 @@ def test_every_flag_has_help_and_shows_its_default(command):
     if command == "train":   # shortcuts of config keys: the config holds their defaults
         for flag in ("--model", "--steps", "--device", "--keep"):
             assert "default: the config's" in p._option_string_actions[flag].help
+
+
+def test_resume_takes_the_newest_step_file_when_latest_was_not_yet_updated(tmp_path):
+    # a kill between writing step_XXXXXX.pt and pointing latest.pt at it
+    from lsmdepth_ros.training.state import resolve_resume
+
+    run = tmp_path / "run"
+    run.mkdir()
+    with pytest.raises(FileNotFoundError, match="saved no checkpoint"):
+        resolve_resume(run)
+    (run / "latest.pt").write_bytes(b"step 2")
+    assert resolve_resume(run) == run / "latest.pt"
+    for step in (2, 4):
+        (run / f"step_{step:06d}.pt").write_bytes(b"x")
+    assert resolve_resume(run) == run / "step_000004.pt"
+    (run / "latest.pt").unlink()
+    assert resolve_resume(run) == run / "step_000004.pt"

@@ -122,10 +122,16 @@ def resolve_resume(resume: str | Path) -> Path:
     """The checkpoint a --resume argument names (a run folder's latest.pt or a file)."""
     path = Path(resume)
     if path.is_dir():
+        # The newest step file, not only latest.pt: a run killed between writing
+        # step_XXXXXX.pt and pointing latest.pt at it has the newer state in the step file.
+        steps = sorted(path.glob("step_*.pt"))
+        if steps:
+            return steps[-1]
         path = path / LATEST_NAME
         if not path.is_file():
             raise FileNotFoundError(f"cannot resume from run folder {resume}: it holds no "
-                                    f"{LATEST_NAME} (the run saved no checkpoint yet?)")
+                                    f"{LATEST_NAME} or step_XXXXXX.pt (the run saved no "
+                                    "checkpoint yet?)")
         return path
     if not path.is_file():
         raise FileNotFoundError(f"cannot resume from {resume}: no such run folder or checkpoint "
