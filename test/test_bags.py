@@ -109,10 +109,18 @@ def test_replay_loops_until_stopped_and_publishes_bag_time_on_clock(ros_env, wor
     from lsmdepth_ros.bags.replay import ReplayOptions, replay
 
     out = workdir / "clock"
-    stop_rec, _, thread, _ = _record_in_thread(out, ["/clock", "/camera/camera_info"])
+    stop_rec, ready, thread, _ = _record_in_thread(out, ["/clock", "/camera/camera_info"])
     stop = threading.Event()
     try:
-        timer = threading.Timer(4.0, stop.set)  # six frames take 0.5 s at 1x: it must loop
+        # Six frames take 0.5 s at 1x, so 6 s of play must loop. The clock starts once the
+        # recorder has subscribed (after replay created its publishers): on a loaded machine
+        # discovery alone can take seconds.
+        def stop_later():
+            ready.wait(60)
+            time.sleep(6.0)
+            stop.set()
+
+        timer = threading.Thread(target=stop_later, daemon=True)
         timer.start()
         stats = replay(ReplayOptions(bag=source_bag, loop=True, clock_hz=50.0,
                                      topics=("/camera/camera_info",), wait_for_subscribers=15.0),
