@@ -37,14 +37,9 @@ def restore_env(old: dict[str, str | None]) -> None:
 
 def random_checkpoint(path: Path, height: int = 64, width: int = 128) -> Path:
     """A randomly initialised LSMDepth checkpoint (deterministic seed), small and fast."""
-    import torch
+    from conftest import write_random_checkpoint
 
-    from lsmdepth_ros.checkpoints import save_checkpoint
-    from lsmdepth_ros.networks import build_depth_model
-
-    torch.manual_seed(0)
-    save_checkpoint(path, build_depth_model("lsmdepth", height=height, width=width))
-    return path
+    return write_random_checkpoint(path, height, width)
 
 
 def scene_depth(h: int = 32, w: int = 64, shift: int = 0) -> np.ndarray:

@@ -13,10 +13,7 @@ from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from lsmdepth_ros.checkpoints import save_checkpoint
-from lsmdepth_ros.networks import build_depth_model
 from lsmdepth_ros.resources import params_file_path
 from lsmdepth_ros.ros.transport import large_data_env, use_large_data_transport
 
@@ -205,14 +202,11 @@ class Harness:
 
 
 def tiny_checkpoint(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    model = build_depth_model("lsmdepth", height=NET_H, width=NET_W)
-    with torch.no_grad():       # random decoder weights: widen the (nearly flat) disparity
-        for p in model.decoder.parameters():
-            p.mul_(4.0)
-    path = tmp_path_factory.mktemp("node") / "tiny.pt"
-    save_checkpoint(path, model, min_depth=0.1, max_depth=80.0)
-    return path
+    from conftest import write_random_checkpoint
+
+    # random decoder weights: widen the (nearly flat) disparity
+    return write_random_checkpoint(tmp_path_factory.mktemp("node") / "tiny.pt", NET_H, NET_W,
+                                   min_depth=0.1, max_depth=80.0, decoder_gain=4.0)
 
 
 def running_node(checkpoint, tmp_path_factory, *params: str):

@@ -54,15 +54,8 @@ def test_evaluate_model_with_true_depth_is_exact_and_ordered():
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    from lsmdepth_ros.checkpoints import save_checkpoint
-    from lsmdepth_ros.networks import build_depth_model
-
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    save_checkpoint(path, build_depth_model("lsmdepth", height=H, width=W), min_depth=0.1,
-                    max_depth=100.0)
-    return path
+def checkpoint(random_checkpoint_factory):
+    return random_checkpoint_factory(height=H, width=W, min_depth=0.1, max_depth=100.0)
 
 
 def test_synth_and_evaluate_commands(tmp_path, checkpoint, capsys):

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from lsmdepth_ros import resources
-from lsmdepth_ros.checkpoints import load_checkpoint, save_checkpoint
+from lsmdepth_ros.checkpoints import load_checkpoint
 from lsmdepth_ros.geometry import depth_to_points
 from lsmdepth_ros.inference import (
     DepthEstimator,
@@ -18,7 +18,6 @@ from lsmdepth_ros.inference import (
     ModelLoadError,
     image_to_rgb,
 )
-from lsmdepth_ros.networks import build_depth_model
 from lsmdepth_ros.scale import (
     CameraHeightScale,
     FixedScale,
@@ -34,16 +33,10 @@ MIN_D, MAX_D = 0.1, 80.0
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    model = build_depth_model("lsmdepth", height=NET_H, width=NET_W)
+def checkpoint(random_checkpoint_factory):
     # Random decoder weights give a nearly flat disparity; widen it so resizing is visible.
-    with torch.no_grad():
-        for p in model.decoder.parameters():
-            p.mul_(4.0)
-    path = tmp_path_factory.mktemp("ckpt") / "tiny.pt"
-    save_checkpoint(path, model, min_depth=MIN_D, max_depth=MAX_D)
-    return path
+    return random_checkpoint_factory(height=NET_H, width=NET_W, min_depth=MIN_D, max_depth=MAX_D,
+                                     decoder_gain=4.0)
 
 
 @pytest.fixture(scope="module")

@@ -19,10 +19,7 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 
-from lsmdepth_ros.checkpoints import save_checkpoint
-from lsmdepth_ros.networks import build_depth_model
 from lsmdepth_ros.resources import params_file_path
 
 RUNS = 20
@@ -31,12 +28,8 @@ BAD_OUTPUT = ("Traceback", "never retrieved", "RCLError", "KeyboardInterrupt")
 
 
 @pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory):
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("signals") / "tiny.pt"
-    save_checkpoint(path, build_depth_model("lsmdepth", height=64, width=192),
-                    min_depth=0.1, max_depth=80.0)
-    return path
+def checkpoint(random_checkpoint_factory):
+    return random_checkpoint_factory(height=64, width=192, min_depth=0.1, max_depth=80.0)
 
 
 def _start(checkpoint: Path, log: Path) -> subprocess.Popen:
