@@ -30,7 +30,7 @@ from lsmdepth_ros.onnx_compat import (
     deform_conv2d_standard_ops,
     with_standard_ops,
 )
-from lsmdepth_ros.onnx_export import export_onnx, onnx_max_abs_diff, read_onnx_metadata
+from lsmdepth_ros.onnx.export import export_onnx, onnx_max_abs_diff, read_onnx_metadata
 from lsmdepth_ros.onnx_runtime_support import (
     COMPAT_ORT_TESTED,
     FIRST_ORT_RELEASE,
