@@ -222,14 +222,15 @@ class _OnnxBackend:
     def __init__(self, path: Path, options: EstimatorOptions, say: Callable[[str], None]):
         o = options
         try:
-            ort = open_session(path, device=o.device, fp16=o.fp16, num_threads=o.num_threads,
-                               trt_cache_dir=o.trt_cache_dir, say=say)
+            opened = open_session(path, device=o.device, fp16=o.fp16,
+                                  num_threads=o.num_threads, trt_cache_dir=o.trt_cache_dir,
+                                  say=say)
         except Exception as exc:  # onnxruntime raises its own exception types
             import onnxruntime
 
             from lsmdepth_ros.onnx_runtime_support import load_error_message
             raise ModelLoadError(load_error_message(path, exc, onnxruntime.__version__)) from exc
-        self.session, self.device_name = ort.session, ort.device
+        self.session, self.device_name = opened.session, opened.device
         meta = session_metadata(self.session)
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name

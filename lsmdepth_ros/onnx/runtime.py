@@ -81,7 +81,8 @@ def open_session(path: str | os.PathLike, *, device: str = "auto", fp16: bool = 
     elif active == CUDA:
         detail = "the graph's own precision"
     else:
-        detail = f"{num_threads if num_threads > 0 else 'default'} threads"
+        detail = (f"{num_threads} thread{'s' if num_threads > 1 else ''}" if num_threads > 0
+                  else "default threads")
         say("running the depth network on the CPU (onnxruntime CPUExecutionProvider): expect "
             "a low frame rate")
     return OrtSession(session, requested, active, f"{active} ({detail})")
