@@ -207,6 +207,8 @@ def test_onnxruntime_backend_matches_torch(checkpoint, estimator, tmp_path):
     d_torch = estimator.network_output(batch.copy())
     d_ort = ort_est.network_output(batch.copy())
     assert np.abs(d_torch - d_ort).max() < 1e-4
+    # the old name stays for callers of the public estimator
+    assert np.array_equal(estimator.predict_disparity(batch.copy()), d_torch)
     a, b = estimator.estimate(img, "bgr8"), ort_est.estimate(img, "bgr8")
     assert np.abs(a / b - 1).max() < 1e-4
 

@@ -28,6 +28,8 @@ try:
 except ImportError:
     pass
 import lsmdepth_ros.ros.node, lsmdepth_ros.ros.messages, lsmdepth_ros.geometry, lsmdepth_ros.scale
+import lsmdepth_ros.ros.pipeline, lsmdepth_ros.ros.lifecycle_node
+lsmdepth_ros.ros.node.make_depth_node_class()  # the node class: rclpy, params, pipeline
 from lsmdepth_ros.inference import DepthEstimator, EstimatorOptions
 from lsmdepth_ros.scale import ScaleOptions
 est = DepthEstimator(EstimatorOptions(model_path=sys.argv[1], num_threads=1,

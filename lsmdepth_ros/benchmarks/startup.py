@@ -25,6 +25,8 @@ t_launch = float(sys.argv[1])
 import numpy as np
 import rclpy
 from lsmdepth_ros.ros.node import DepthNode
+from lsmdepth_ros.ros.transport import use_large_data_transport
+use_large_data_transport()  # as the node's main() does
 rclpy.init(args=["--ros-args", "-p", "model_path:=" + sys.argv[2], "-p", "num_threads:=1",
                  "--log-level", "warn"])
 node = DepthNode()
