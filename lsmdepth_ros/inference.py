@@ -228,7 +228,7 @@ class _OnnxBackend:
         except Exception as exc:  # onnxruntime raises its own exception types
             import onnxruntime
 
-            from lsmdepth_ros.onnx_runtime_support import load_error_message
+            from lsmdepth_ros.onnx.operators import load_error_message
             raise ModelLoadError(load_error_message(path, exc, onnxruntime.__version__)) from exc
         self.session, self.device_name = opened.session, opened.device
         meta = session_metadata(self.session)

@@ -115,7 +115,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, min_depth: float, 
     ONNX Runtime (CPU) before it is moved into place, and ``OnnxExportError`` is raised if the
     max abs disparity difference exceeds ``tolerance`` (1e-4 fp32, 1e-2 fp16). Returns that
     difference (NaN when ``verify=False``). ``compat``: no DeformConv, opset 16, for older
-    onnxruntime / TensorRT (see `onnx_compat`); parity is still checked against ``model``.
+    onnxruntime / TensorRT (see `onnx.compat`); parity is still checked against ``model``.
     """
     import onnx
 
@@ -135,7 +135,7 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, min_depth: float, 
     model.eval()
     exported, opset = model, OPSET
     if compat:
-        from ..onnx_compat import COMPAT_OPSET, with_standard_ops
+        from .compat import COMPAT_OPSET, with_standard_ops
         exported, opset = with_standard_ops(model), COMPAT_OPSET
     wrapper = _DisparityOnly(_for_export(exported, fp16),
                              torch.float16 if fp16 else torch.float32).eval()
