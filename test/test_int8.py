@@ -10,8 +10,9 @@ import numpy as np
 import onnx
 import pytest
 import torch
-from lsmdepth_ros.bagio import numpy_to_image, write_bag
 
+from lsmdepth_ros.bags.bagfile import write_bag
+from lsmdepth_ros.bags.messages import numpy_to_image
 from lsmdepth_ros.checkpoints import save_checkpoint
 from lsmdepth_ros.cli import main as cli_main
 from lsmdepth_ros.commands.calibration import CalibrationError, calibration_images

@@ -53,7 +53,8 @@ def _folder(folder: Path, frames: int) -> Iterator[np.ndarray]:
 
 
 def _bag(path: Path, topic: str, frames: int) -> Iterator[np.ndarray]:
-    from ..bagio import bag_topics, compressed_to_rgb, image_to_rgb, read_messages
+    from ..bags.bagfile import bag_topics, read_messages
+    from ..bags.messages import compressed_to_rgb, image_to_rgb
 
     topics = bag_topics(path)
     if not topic:
