@@ -24,7 +24,12 @@ import torch
 from torch import nn
 
 from .atomic_files import atomic_path
-from .networks import DepthModel, available_models, build_depth_model
+from .networks import (
+    DepthModel,
+    available_models,
+    build_depth_model,
+    saved_model_options,
+)
 from .networks.lsmdepth_official import OFFICIAL_VARIANTS
 
 FORMAT = "lsmdepth_ros.checkpoint"
@@ -151,7 +156,7 @@ def load_checkpoint(path: str | os.PathLike, map_location="cpu") -> tuple[DepthM
         raise CheckpointError(f"{path} names model {name!r}, which this version does not know "
                               f"(available: {', '.join(available_models())})")
     try:
-        model = build_depth_model(name, **options)
+        model = build_depth_model(name, **saved_model_options(name, options))
     except (TypeError, ValueError) as exc:
         raise CheckpointError(f"{path}: cannot rebuild {name} with options {options}: {exc}") from exc
     _load_state(model, payload.get("state_dict") or {}, str(path), name)

@@ -2,15 +2,19 @@
 
 One source of truth for: intrinsics scaling, sigmoid disparity -> depth, back-projection,
 projection and the cached ray grid used for point clouds. Functions that the training loss
-needs work on torch tensors; the ones the node needs work on numpy arrays.
+needs work on torch tensors and import torch themselves; the ones the node needs work on numpy
+arrays, so the node with an ONNX model never loads torch.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
+
+if TYPE_CHECKING:  # annotations only: the node must not load torch
+    import torch
 
 
 @dataclass(frozen=True)
@@ -143,8 +147,11 @@ def sparse_depth_image(u: np.ndarray, v: np.ndarray, z: np.ndarray, height: int,
 # ----------------------------------------------------------------------------------------------
 # torch: view synthesis for the self-supervised loss (monodepth2 conventions)
 
-def pixel_grid(height: int, width: int, device=None, dtype=torch.float32) -> torch.Tensor:
-    """Homogeneous pixel coordinates [3, H*W] (u, v, 1), u along width."""
+def pixel_grid(height: int, width: int, device=None, dtype=None) -> torch.Tensor:
+    """Homogeneous pixel coordinates [3, H*W] (u, v, 1), u along width (float32 by default)."""
+    import torch
+
+    dtype = dtype or torch.float32
     v, u = torch.meshgrid(torch.arange(height, device=device, dtype=dtype),
                           torch.arange(width, device=device, dtype=dtype), indexing="ij")
     ones = torch.ones_like(u)
@@ -153,6 +160,8 @@ def pixel_grid(height: int, width: int, device=None, dtype=torch.float32) -> tor
 
 def backproject(depth: torch.Tensor, inv_K: torch.Tensor) -> torch.Tensor:
     """Depth [B,1,H,W] and inverse intrinsics [B,4,4] (or 3x3) -> homogeneous points [B,4,H*W]."""
+    import torch
+
     b, _, h, w = depth.shape
     pix = pixel_grid(h, w, depth.device, depth.dtype).unsqueeze(0).expand(b, -1, -1)
     cam = inv_K[:, :3, :3] @ pix
@@ -168,6 +177,8 @@ def project(points: torch.Tensor, K: torch.Tensor, T: torch.Tensor, height: int,
     Returns sampling coordinates [B,H,W,2] normalised to [-1, 1] for grid_sample
     (align_corners=False is NOT used: monodepth2 normalises with (W-1), i.e. align_corners=True).
     """
+    import torch
+
     b = points.shape[0]
     P = (K @ T)[:, :3, :]
     cam = P @ points
@@ -179,6 +190,8 @@ def project(points: torch.Tensor, K: torch.Tensor, T: torch.Tensor, height: int,
 
 def rotation_from_axisangle(axisangle: torch.Tensor) -> torch.Tensor:
     """Axis-angle [B,1,3] -> 4x4 rotation matrices [B,4,4] (Rodrigues)."""
+    import torch
+
     angle = torch.norm(axisangle, 2, dim=2, keepdim=True)
     axis = axisangle / (angle + 1e-7)
     ca, sa = torch.cos(angle), torch.sin(angle)
@@ -207,6 +220,8 @@ def transformation_from_parameters(axisangle: torch.Tensor, translation: torch.T
 
     monodepth2 convention: T = [R | t] (translate after rotate); invert gives R^T, -R^T t.
     """
+    import torch
+
     R = rotation_from_axisangle(axisangle)
     t = translation.clone()
     if invert:

@@ -5,10 +5,12 @@
     result = est.run(image, encoding="rgb8", K=K)                    # depth + K + timings
 
 Backends: ``torch`` (a checkpoint from `lsmdepth_ros.checkpoints`; CUDA when available, fp16
-there, else CPU) and ``onnxruntime`` (an `.onnx` from `lsmdepth_ros.onnx_export`, or any other
+there, else CPU) and ``onnxruntime`` (an `.onnx` from `lsmdepth_ros.onnx.export`, or any other
 ONNX depth model whose input size, normalisation and output kind are declared by the
-``onnx_*`` options or embedded in the file, see `lsmdepth_ros.onnx_spec`; providers tried in
-the order TensorRT, CUDA, CPU). Both give the same depth to 1e-4 on the CPU.
+``onnx_*`` options or embedded in the file, see `lsmdepth_ros.onnx.spec`; providers tried in
+the order TensorRT, CUDA, CPU, see `lsmdepth_ros.onnx.runtime`). Both give the same depth to
+1e-4 on the CPU. With an .onnx model nothing here imports torch: the torch backend imports it
+when it is built.
 """
 from __future__ import annotations
 
@@ -24,7 +26,8 @@ import cv2
 import numpy as np
 
 from lsmdepth_ros.geometry import DepthRange, disp_to_depth, scale_intrinsics
-from lsmdepth_ros.onnx_spec import (
+from lsmdepth_ros.onnx.runtime import open_session
+from lsmdepth_ros.onnx.spec import (
     INPUT_FORMATS,
     OUTPUT_KINDS,
     output_map,
@@ -32,6 +35,7 @@ from lsmdepth_ros.onnx_spec import (
     parse_triple,
     prepare_input,
     resolve_spec,
+    session_metadata,
 )
 from lsmdepth_ros.options import check_choices, option
 from lsmdepth_ros.scale import ScaleOptions, ScalePolicy, make_scale_policy
@@ -42,8 +46,6 @@ BACKENDS = ("auto", "torch", "onnxruntime")
 DEVICES = ("auto", "cuda", "cpu")
 OUTPUT_RESOLUTIONS = ("input", "network")
 INTERPOLATIONS = ("area", "linear")
-ORT_PROVIDER_ORDER = ("TensorrtExecutionProvider", "CUDAExecutionProvider",
-                      "CPUExecutionProvider")
 
 # encoding -> (channels, cv2 conversion to RGB or None when already RGB)
 ENCODINGS: dict[str, tuple[int, int | None]] = {
@@ -182,18 +184,19 @@ class _TorchBackend:
             raise ModelLoadError(f"cannot load the depth model from '{path}': {exc}. Expected a "
                                  "checkpoint written by lsmdepth train / save_checkpoint (or an "
                                  "official Lite-Mono folder); check model_path.") from exc
-        cuda = torch.cuda.is_available()
-        if device == "cuda" and not cuda:
+        use_cuda = torch.cuda.is_available() and device in ("auto", "cuda")
+        if device == "cuda" and not use_cuda:
             say("CUDA was requested but torch finds no CUDA device; falling back to the CPU "
                 "(set device:=cpu to silence this)")
-        use_cuda = cuda and device in ("auto", "cuda")
         self.torch = torch
         self.device = torch.device("cuda" if use_cuda else "cpu")
         self.dtype = torch.float16 if (use_cuda and fp16) else torch.float32
         self.model = model.to(self.device, self.dtype).eval()
-        self.device_name = (f"cuda:{torch.cuda.get_device_name(self.device)}" if use_cuda
-                            else f"cpu ({torch.get_num_threads()} threads)")
-        if not use_cuda:
+        if use_cuda:
+            precision = "fp16" if self.dtype == torch.float16 else "fp32"
+            self.device_name = f"cuda:{torch.cuda.get_device_name(self.device)} ({precision})"
+        else:
+            self.device_name = f"cpu ({torch.get_num_threads()} threads)"
             say(f"running the depth network on the CPU with {torch.get_num_threads()} threads "
                 "(no CUDA device): expect a low frame rate")
         self.model_name = str(getattr(info, "name", getattr(model, "name", "unknown")))
@@ -217,39 +220,18 @@ class _OnnxBackend:
     name = "onnxruntime"
 
     def __init__(self, path: Path, options: EstimatorOptions, say: Callable[[str], None]):
-        import onnxruntime as ort
-
-        from lsmdepth_ros.onnx_export import read_onnx_metadata
-
         o = options
-        device, fp16, num_threads, trt_cache_dir = o.device, o.fp16, o.num_threads, o.trt_cache_dir
-        available = set(ort.get_available_providers())
-        wanted = ["CPUExecutionProvider"] if device == "cpu" else list(ORT_PROVIDER_ORDER)
-        providers = [p for p in wanted if p in available]
-        if device == "cuda" and not ({"TensorrtExecutionProvider", "CUDAExecutionProvider"}
-                                     & available):
-            say("CUDA was requested but onnxruntime has no TensorRT/CUDA provider (install "
-                "onnxruntime-gpu); falling back to the CPU")
-        cache = trt_cache_dir or str(Path.home() / ".cache" / "lsmdepth_ros" / "tensorrt")
-        provider_args = []
-        for p in providers:
-            if p == "TensorrtExecutionProvider":
-                Path(cache).mkdir(parents=True, exist_ok=True)
-                provider_args.append((p, {"trt_engine_cache_enable": True,
-                                          "trt_engine_cache_path": cache,
-                                          "trt_fp16_enable": bool(fp16)}))
-            else:
-                provider_args.append(p)
-        so = ort.SessionOptions()
-        so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        if num_threads > 0:
-            so.intra_op_num_threads = num_threads
         try:
-            meta = read_onnx_metadata(path)
-            self.session = ort.InferenceSession(str(path), so, providers=provider_args)
+            opened = open_session(path, device=o.device, fp16=o.fp16,
+                                  num_threads=o.num_threads, trt_cache_dir=o.trt_cache_dir,
+                                  say=say)
         except Exception as exc:  # onnxruntime raises its own exception types
-            from lsmdepth_ros.onnx_runtime_support import load_error_message
-            raise ModelLoadError(load_error_message(path, exc, ort.__version__)) from exc
+            import onnxruntime
+
+            from lsmdepth_ros.onnx.operators import load_error_message
+            raise ModelLoadError(load_error_message(path, exc, onnxruntime.__version__)) from exc
+        self.session, self.device_name = opened.session, opened.device
+        meta = session_metadata(self.session)
         inp = self.session.get_inputs()[0]
         self.input_name = inp.name
         self.input_dtype = np.float16 if "float16" in inp.type else np.float32
@@ -265,11 +247,6 @@ class _OnnxBackend:
             raise ModelLoadError(str(exc)) from exc
         self.input_size = self.spec.input_size
         self.depth_range = self.spec.depth_range
-        active = self.session.get_providers()
-        self.device_name = active[0]
-        if active[0] == "CPUExecutionProvider":
-            say("running the depth network on the CPU (onnxruntime CPUExecutionProvider): expect "
-                "a low frame rate")
 
     def __call__(self, batch: np.ndarray) -> np.ndarray:
         x = prepare_input(batch, self.spec)
@@ -375,13 +352,17 @@ class DepthEstimator:
                     casting="unsafe")
         return rgb, self._batch
 
-    def predict_disparity(self, batch: np.ndarray) -> np.ndarray:
+    def network_output(self, batch: np.ndarray) -> np.ndarray:
         """The network's output map [H, W] at the network size: the sigmoid disparity for this
-        package's models, else the ONNX model's declared output kind (`output_to_depth`)."""
+        package's models, else the ONNX model's declared output kind (see `output_to_depth`)."""
         return self._net(batch)
 
+    def predict_disparity(self, batch: np.ndarray) -> np.ndarray:
+        """Deprecated name of `network_output` (the map is not always a disparity)."""
+        return self.network_output(batch)
+
     def output_to_depth(self, value: np.ndarray) -> np.ndarray:
-        """A `predict_disparity` map (or a resized one) -> depth in metres, before scaling."""
+        """A `network_output` map (or a resized one) -> depth in metres, before scaling."""
         return self._net.to_depth(value)
 
     def run(self, image: np.ndarray, encoding: str = "rgb8", K: np.ndarray | None = None
@@ -394,7 +375,7 @@ class DepthEstimator:
         in_size = (image.shape[1], image.shape[0])
         rgb, batch = self.preprocess(image, encoding)
         t1 = time.perf_counter()
-        disp = self.predict_disparity(batch)
+        disp = self.network_output(batch)
         t2 = time.perf_counter()
         net_size = self.network_size
         K_net = None if K is None else scale_intrinsics(K, in_size, net_size)

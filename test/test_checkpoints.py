@@ -76,7 +76,8 @@ def test_missing_and_corrupt_files_raise_checkpoint_error(tmp_path, saved):
 def test_mismatched_or_unknown_model_raises(tmp_path, saved):
     payload = torch.load(saved[1], weights_only=True)
     payload["model"] = "lite-mono"
-    del payload["options"]["deformable_blocks"]
+    for lsmdepth_only in ("deformable_blocks", "mlp_ratios", "downsample"):
+        del payload["options"][lsmdepth_only]
     torch.save(payload, tmp_path / "wrong.pt")
     with pytest.raises(CheckpointError, match="do not match model lite-mono"):
         load_checkpoint(tmp_path / "wrong.pt")
@@ -93,3 +94,20 @@ def test_save_rejects_what_weights_only_loading_cannot_read(tmp_path):
     with pytest.raises(ValueError, match="min_depth"):
         save_checkpoint(tmp_path / "x.pt", model, min_depth=10.0, max_depth=1.0)
     assert not (tmp_path / "x.pt").exists()
+
+
+def test_lsmdepth_checkpoint_saved_before_the_speed_options_rebuilds_the_first_design(tmp_path):
+    """Files written before mlp_ratios / downsample existed hold the first design's
+    weights (MLP expansion 6, dense stride-2 convs): they must load as that, not as today's."""
+    torch.manual_seed(0)
+    old = build_depth_model("lsmdepth", height=64, width=192, mlp_ratios=(6, 6, 6),
+                            downsample="3x3").eval()
+    path = save_checkpoint(tmp_path / "old.pt", old)
+    payload = torch.load(path, weights_only=True)
+    del payload["options"]["mlp_ratios"], payload["options"]["downsample"]
+    torch.save(payload, path)
+    model, info = load_checkpoint(path)
+    assert info.options["mlp_ratios"] == (6, 6, 6) and info.options["downsample"] == "3x3"
+    image = torch.rand(1, 3, 64, 192)
+    with torch.no_grad():
+        torch.testing.assert_close(model(image)[("disp", 0)], old(image)[("disp", 0)])

@@ -136,7 +136,7 @@ def test_every_parameter_gets_a_gradient():
 
 def test_checkpoint_estimator_and_onnx_parity(b0, tmp_path):
     from lsmdepth_ros.inference import DepthEstimator, EstimatorOptions
-    from lsmdepth_ros.onnx_export import export_onnx
+    from lsmdepth_ros.onnx.export import export_onnx
 
     path = save_checkpoint(tmp_path / "dna.pt", b0, min_depth=0.1, max_depth=80.0)
     loaded, info = load_checkpoint(path)

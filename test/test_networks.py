@@ -55,6 +55,30 @@ def test_lsmdepth_parameter_budget():
     assert n <= 3_100_000, n
 
 
+def test_lsmdepth_speed_options_change_exactly_the_mlps_and_stride2_convs():
+    first = build_depth_model("lsmdepth", mlp_ratios=(6, 6, 6), downsample="3x3")
+    fast = build_depth_model("lsmdepth")
+    assert fast.options["mlp_ratios"] == (3, 4, 6) and fast.options["downsample"] == "2x2"
+    for stage, (dim, ratio) in enumerate(zip((48, 80, 128), (3, 4, 6))):
+        for block in fast.encoder.stages[stage]:
+            assert block.pwconv1.out_features == dim * ratio == block.pwconv2.in_features
+    # Independent count of the difference: per block, pwconv1 (weight + bias) and pwconv2
+    # (weight) shrink by (6 - ratio) * dim hidden units; each stride-2 conv cin -> cout keeps
+    # 4 of its 9 taps.
+    mlp = sum(4 * (6 - r) * (2 * d * d + d) for d, r in ((48, 3), (80, 4)))
+    convs = sum(cin * cout * (9 - 4) for cin, cout in ((48 + 3, 48), (2 * 48 + 3, 80),
+                                                       (2 * 80 + 3, 128)))
+    assert count_parameters(first) - count_parameters(fast) == mlp + convs
+    image = torch.rand(1, 3, 64, 192)
+    for model in (first, fast):  # same feature sizes whatever the downsampling
+        shapes = [f.shape for f in model.encoder.eval()(image)]
+        assert shapes == [(1, 48, 16, 48), (1, 80, 8, 24), (1, 128, 4, 12)]
+    with pytest.raises(ValueError, match="mlp_ratios"):
+        build_depth_model("lsmdepth", mlp_ratios=(3, 4))
+    with pytest.raises(ValueError, match="downsample"):
+        build_depth_model("lsmdepth", downsample="4x4")
+
+
 @pytest.mark.parametrize("name", ALL_MODELS)
 def test_output_shapes_and_range_at_several_sizes(name):
     model = build_depth_model(name, height=64, width=192).eval()

@@ -8,7 +8,7 @@ import pytest
 from onnx import TensorProto, helper
 
 from lsmdepth_ros.inference import DepthEstimator, EstimatorOptions, ModelLoadError
-from lsmdepth_ros.onnx_spec import (
+from lsmdepth_ros.onnx.spec import (
     OnnxModelSpec,
     describe_onnx,
     output_to_depth,

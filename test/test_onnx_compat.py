@@ -25,13 +25,13 @@ from lsmdepth_ros.checkpoints import save_checkpoint
 from lsmdepth_ros.cli import main as cli_main
 from lsmdepth_ros.inference import DepthEstimator, EstimatorOptions
 from lsmdepth_ros.networks import build_depth_model
-from lsmdepth_ros.onnx_compat import (
+from lsmdepth_ros.onnx.compat import (
     COMPAT_OPSET,
     deform_conv2d_standard_ops,
     with_standard_ops,
 )
-from lsmdepth_ros.onnx_export import export_onnx, onnx_max_abs_diff, read_onnx_metadata
-from lsmdepth_ros.onnx_runtime_support import (
+from lsmdepth_ros.onnx.export import export_onnx, onnx_max_abs_diff, read_onnx_metadata
+from lsmdepth_ros.onnx.operators import (
     COMPAT_ORT_TESTED,
     FIRST_ORT_RELEASE,
     missing_operator_hint,

@@ -8,11 +8,12 @@ import onnxruntime as ort
 import pytest
 import torch
 
-from lsmdepth_ros import onnx_export
 from lsmdepth_ros.checkpoints import save_checkpoint
 from lsmdepth_ros.cli import main as cli_main
 from lsmdepth_ros.networks import build_depth_model
-from lsmdepth_ros.onnx_export import OnnxExportError, export_onnx, read_onnx_metadata
+from lsmdepth_ros.onnx import export as onnx_export
+from lsmdepth_ros.onnx.export import OnnxExportError, export_onnx
+from lsmdepth_ros.onnx.spec import read_onnx_metadata
 
 H, W = 64, 192
 

@@ -103,18 +103,18 @@ def main(argv=None) -> int:
 
     # 1. The network alone.
     _, batch = est.preprocess(image, "rgb8")
-    est.predict_disparity(batch)                                  # warm-up
-    network_ms = _median_ms(lambda: est.predict_disparity(batch), args.network_frames)
-    disp = est.predict_disparity(batch)
+    est.network_output(batch)                                  # warm-up
+    network_ms = _median_ms(lambda: est.network_output(batch), args.network_frames)
+    disp = est.network_output(batch)
 
     # 2. Everything else, with the network replaced by its recorded output.
     def postprocess_only(estimator):
-        real = estimator.predict_disparity
-        estimator.predict_disparity = lambda b: disp
+        real = estimator.network_output
+        estimator.network_output = lambda b: disp
         try:
             return estimator.run(image, "rgb8", K)
         finally:
-            estimator.predict_disparity = real
+            estimator.network_output = real
 
     clouds = rosmsg.CloudBuilder()   # as the node: one cloud buffer per camera model
 

@@ -22,7 +22,7 @@ from torch import nn
 from .decoder import DepthDecoder
 from .dnadepth import DNA_VARIANTS, build_dna_depth
 from .litemono import DILATION_TABLES, LITE_MONO_VARIANTS, LiteMonoEncoder
-from .lsmdepth import LSMDepthEncoder
+from .lsmdepth import LEGACY_DOWNSAMPLE, LEGACY_MLP_RATIOS, LSMDepthEncoder
 from .lsmdepth_official import (
     OFFICIAL_VARIANTS,
     OfficialLSMDepthDecoder,
@@ -48,6 +48,8 @@ class DepthModelOptions:
 @dataclass
 class LSMDepthOptions(DepthModelOptions):
     deformable_blocks: int = 2      # deformable local blocks at the end of the 1/16 stage
+    mlp_ratios: tuple[int, int, int] = (3, 4, 6)  # MLP expansion per stage (see lsmdepth.py)
+    downsample: str = "2x2"         # kernel of the stride-2 convs between stages: "2x2" | "3x3"
 
 
 @dataclass
@@ -107,7 +109,8 @@ def _lite_mono(variant: str) -> Callable[[DepthModelOptions], tuple[nn.Module, n
 
 
 def _lsmdepth(o: LSMDepthOptions):
-    enc = LSMDepthEncoder(o.height, o.width, o.drop_path_rate, o.dilations, o.deformable_blocks)
+    enc = LSMDepthEncoder(o.height, o.width, o.drop_path_rate, o.dilations, o.deformable_blocks,
+                          mlp_ratios=tuple(o.mlp_ratios), downsample=o.downsample)
     return enc, DepthDecoder(enc.num_ch_enc, NUM_SCALES, skip_attention=True)
 
 
@@ -137,6 +140,18 @@ _REGISTRY: dict[str, tuple[type, Callable]] = {
     "monodepth2-r18": (Monodepth2Options, _monodepth2(18)),
     "monodepth2-r50": (Monodepth2Options, _monodepth2(50)),
 }
+
+
+# Options added after checkpoints were already saved: a file without them was trained with these
+# values, so they (not today's defaults) rebuild its network.
+_SAVED_BEFORE_OPTION: dict[str, dict] = {
+    "lsmdepth": {"mlp_ratios": LEGACY_MLP_RATIOS, "downsample": LEGACY_DOWNSAMPLE},
+}
+
+
+def saved_model_options(name: str, options: dict) -> dict:
+    """A checkpoint's recorded options, completed with the values older files were built with."""
+    return {**_SAVED_BEFORE_OPTION.get(name, {}), **options}
 
 
 def available_models() -> list[str]:
@@ -189,6 +204,7 @@ def count_parameters(model: nn.Module) -> int:
 
 __all__ = [
     "DEFAULT_MODEL", "DNADepthOptions", "DepthModel", "DepthModelOptions", "LSMDepthOptions",
-    "Monodepth2Options", "OfficialLSMDepthOptions", "PoseNet", "available_models", "build_depth_model",
-    "build_pose_model", "count_parameters", "model_options_type",
+    "Monodepth2Options", "OfficialLSMDepthOptions", "PoseNet", "available_models",
+    "build_depth_model", "build_pose_model", "count_parameters", "model_options_type",
+    "saved_model_options",
 ]

@@ -76,6 +76,7 @@ class HybridEncoder(nn.Module):
     (and its state-dict key names).
 
     ``deformable_blocks``: the last that many local blocks of the 1/16 stage are deformable.
+    ``expan_ratio``: the blocks' MLP expansion, one for all stages or one per stage.
     ``legacy_unused_norm``: keep the reference's declared-but-unused LayerNorm in local blocks
     (only so official checkpoints load strictly).
     """
@@ -84,9 +85,15 @@ class HybridEncoder(nn.Module):
                  drop_path_rate: float = 0.2, dilations: str = "auto",
                  deformable_blocks: int = 0, legacy_unused_norm: bool = False,
                  stem: nn.Module | None = None, heads: int = 8,
-                 layer_scale_init: float = 1e-6, expan_ratio: int = 6, in_chans: int = 3):
+                 layer_scale_init: float = 1e-6, expan_ratio: int | Sequence[int] = 6,
+                 in_chans: int = 3):
         super().__init__()
         dims, depths = spec.dims, spec.depths
+        ratios = ((expan_ratio,) * len(dims) if isinstance(expan_ratio, int)
+                  else tuple(int(r) for r in expan_ratio))
+        if len(ratios) != len(dims) or min(ratios) < 1:
+            raise ValueError(f"expan_ratio must be an integer >= 1 or one per stage "
+                             f"({len(dims)}), got {expan_ratio}")
         local_last_stage = depths[-1] - 1
         if not 0 <= deformable_blocks <= local_last_stage:
             raise ValueError(f"deformable_blocks must be in 0..{local_last_stage}, "
@@ -111,11 +118,13 @@ class HybridEncoder(nn.Module):
             dim, rate = dims[stage], next(rates)
             if j == depths[stage] - 1:  # one global block closes every stage
                 return global_block(dim, heads, use_pos_emb=stage == 0, drop_path=rate,
-                                    layer_scale_init=layer_scale_init, expan_ratio=expan_ratio)
+                                    layer_scale_init=layer_scale_init,
+                                    expan_ratio=ratios[stage])
             deformable = stage == len(depths) - 1 and j >= local_last_stage - deformable_blocks
             return DilatedConvBlock(dim, table[stage][j], drop_path=rate,
-                                    layer_scale_init=layer_scale_init, expan_ratio=expan_ratio,
-                                    deformable=deformable, legacy_unused_norm=legacy_unused_norm)
+                                    layer_scale_init=layer_scale_init,
+                                    expan_ratio=ratios[stage], deformable=deformable,
+                                    legacy_unused_norm=legacy_unused_norm)
 
         self.stages = nn.ModuleList(
             nn.Sequential(*[make_block(i, j) for j in range(depth)]) for i, depth in enumerate(depths))

@@ -8,7 +8,7 @@ from __future__ import annotations
 import re
 
 # First onnxruntime release with a kernel for operators `lsmdepth export` may write that older
-# releases lack. Measured here (test/test_onnx_compat.py installs releases with pip --target):
+# releases lack. Measured here (test/test_onnx/compat.py installs releases with pip --target):
 # DeformConv(19) fails in 1.19.2, 1.20.1 and 1.24.4 and runs in 1.25.0.
 FIRST_ORT_RELEASE = {"DeformConv": "1.25.0"}
 # The oldest onnxruntime the `--compat` export was run in (older ones need numpy < 2).

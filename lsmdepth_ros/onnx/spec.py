@@ -3,7 +3,7 @@ normalisation, and whether the output is depth, disparity, inverse depth or sigm
 
 Sources, first one that says wins: the estimator's ``onnx_*`` options (node parameters), the
 file's metadata (``lsmdepth.*`` keys; `lsmdepth export` writes them, `describe_onnx` adds them
-to a third-party file), the graph's fixed input shape, and the defaults below.
+to a third-party file; read through onnxruntime, so no onnx or torch package is needed), the graph's fixed input shape, and the defaults below.
 
 Metadata keys: ``lsmdepth.input_width`` / ``input_height`` (pixels), ``lsmdepth.input_format``
 (``rgb01`` | ``rgb255`` | ``bgr01`` | ``bgr255``: channel order and pixel range before
@@ -58,6 +58,29 @@ class OnnxModelSpec:
         """True when the network takes the estimator's RGB [0,1] NCHW batch unchanged."""
         return (self.input_format == "rgb01" and self.mean == (0.0, 0.0, 0.0)
                 and self.std == (1.0, 1.0, 1.0) and not self.channels_last)
+
+
+def session_metadata(session) -> dict[str, str]:
+    """The ``metadata_props`` of the model an onnxruntime InferenceSession runs."""
+    return dict(session.get_modelmeta().custom_metadata_map)
+
+
+def read_onnx_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """The ``metadata_props`` of an ONNX file as a dict, through onnxruntime (CPU session)."""
+    import onnxruntime as ort
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"ONNX file not found: {path}")
+    opts = ort.SessionOptions()
+    opts.log_severity_level = 3
+    # No graph optimisation: only the metadata is wanted, not a runnable session.
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_DISABLE_ALL
+    try:
+        session = ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    except Exception as exc:  # onnxruntime's errors have no common base class
+        raise ValueError(f"{path} is not a readable ONNX file: {exc}") from exc
+    return session_metadata(session)
 
 
 def parse_triple(text: str, what: str) -> tuple[float, float, float]:
@@ -119,7 +142,7 @@ def resolve_spec(path: str | os.PathLike, meta: dict[str, str], input_shape, *,
     if kind is None:
         raise ValueError(f"ONNX model '{path}' does not say what it outputs (no lsmdepth.output "
                          f"metadata); set onnx_output to one of {', '.join(OUTPUT_KINDS)}, or "
-                         "embed it with lsmdepth_ros.onnx_spec.describe_onnx")
+                         "embed it with lsmdepth_ros.onnx.spec.describe_onnx")
     if kind not in OUTPUT_KINDS:
         raise ValueError(f"ONNX model '{path}': output kind {kind!r} is not one of "
                          f"{', '.join(OUTPUT_KINDS)}")

@@ -1,0 +1,155 @@
+"""INT8 static quantisation of an exported depth model (onnxruntime.quantization, QDQ format).
+
+Weights are int8 per output channel, activations uint8 per tensor with ranges measured on
+calibration images (preprocessed exactly as the node does: `DepthEstimator.preprocess`).
+What stays float, and why:
+
+* operators onnxruntime has no int8 kernel for: ``DeformConv`` (LSMDepth's deformable blocks),
+  ``LayerNormalization``, ``Gelu``, ``Elu``, ``Resize``, ``AveragePool``, ``Sigmoid``, ...;
+  the quantiser leaves them alone and the graph converts at their edges;
+* attention (``attn`` / ``xca`` scopes: LSMDepth's linear attention, Lite-Mono's XCA) and the
+  decoder's skip gates (``skip_att``): products of activations and normalisations whose ranges
+  depend on the image, which per-tensor uint8 resolves badly;
+* the disparity heads (``dispconv``): their sigmoid output is the depth, and 1/256 steps of
+  disparity would quantise near depth coarsely.
+
+The file keeps the fp32 file's ``lsmdepth.*`` metadata with ``lsmdepth.precision`` = ``int8``
+and ``lsmdepth.float_ops`` naming the operator types left in float, so the node runs it with no
+extra parameters. Needs the ``onnx`` package (export time only, never on the robot).
+"""
+from __future__ import annotations
+
+import ast
+import os
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ..atomic_files import atomic_path
+from .spec import META
+
+FLOAT_SCOPES = ("attn", "xca", "skip_att", "dispconv")
+QUANTIZED_OPS = ("Conv", "Gemm", "MatMul")
+# Operators that only move or reshape data: not worth naming among the float ones.
+_DATA_MOVEMENT = {"Reshape", "Transpose", "Concat", "Split", "Unsqueeze", "Squeeze", "Cast",
+                  "Pad", "Constant", "Shape", "Gather", "Slice", "Flatten", "Identity"}
+
+
+class QuantizationError(RuntimeError):
+    """Calibration data or quantisation failed; the message says what to change."""
+
+
+@dataclass
+class QuantizationReport:
+    calibration_images: int
+    quantized_nodes: int               # Conv / Gemm / MatMul nodes now int8
+    kept_float: dict[str, int]         # Conv / Gemm / MatMul nodes left float on purpose
+    float_ops: dict[str, int]          # computing op types with no int8 kernel -> node count
+
+    def describe(self) -> str:
+        def listing(counts: dict[str, int]) -> str:
+            return ", ".join(f"{op} x{n}" for op, n in sorted(counts.items())) or "none"
+        return (f"{self.quantized_nodes} Conv/Gemm/MatMul nodes in int8; kept float on "
+                f"purpose (attention, skip gates, disparity heads): {listing(self.kept_float)}; "
+                f"float for lack of an int8 kernel: {listing(self.float_ops)}")
+
+
+def _scope_of(node) -> str:
+    for prop in node.metadata_props:
+        if prop.key == "pkg.torch.onnx.name_scopes":
+            try:
+                return ".".join(ast.literal_eval(prop.value))
+            except (ValueError, SyntaxError):
+                return prop.value
+    return node.name
+
+
+def float_nodes_to_keep(model) -> list[str]:
+    """Names of the quantisable nodes that stay float (see the module docstring)."""
+    return [n.name for n in model.graph.node
+            if n.op_type in QUANTIZED_OPS and any(s in _scope_of(n) for s in FLOAT_SCOPES)]
+
+
+class _Calibration:
+    """onnxruntime's CalibrationDataReader protocol over preprocessed batches."""
+
+    def __init__(self, batches: list[np.ndarray], input_name: str):
+        self._items = iter([{input_name: b} for b in batches])
+
+    def get_next(self):
+        return next(self._items, None)
+
+
+def calibration_batches(fp32_path: str | os.PathLike, images: Iterable[np.ndarray],
+                        limit: int) -> list[np.ndarray]:
+    """RGB uint8 images -> the network's [1,3,H,W] inputs, as the node would feed them."""
+    from ..inference import DepthEstimator, EstimatorOptions
+
+    est = DepthEstimator(EstimatorOptions(model_path=str(fp32_path), device="cpu"),
+                         say=lambda _msg: None)
+    batches = []
+    for image in images:
+        if len(batches) >= limit:
+            break
+        batches.append(est.preprocess(np.asarray(image), "rgb8")[1].copy())
+    if not batches:
+        raise QuantizationError("no calibration images: the calibration source gave none")
+    return batches
+
+
+def quantize_int8(fp32_path: str | os.PathLike, out_path: str | os.PathLike,
+                  images: Iterable[np.ndarray], max_images: int = 64) -> QuantizationReport:
+    """Write the INT8 version of `fp32_path` (an `lsmdepth export` file) to `out_path`
+    atomically, calibrated on up to `max_images` RGB uint8 images of any size."""
+    import onnx
+    from onnxruntime.quantization import (
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+
+    fp32_path = Path(fp32_path)
+    model = onnx.load(str(fp32_path))
+    input_name = model.graph.input[0].name
+    batches = calibration_batches(fp32_path, images, max_images)
+    keep_float = float_nodes_to_keep(model)
+    with tempfile.TemporaryDirectory(prefix="lsmdepth_int8_") as tmp:
+        raw = Path(tmp) / "int8.onnx"
+        try:
+            quantize_static(
+                str(fp32_path), str(raw), _Calibration(batches, input_name),
+                quant_format=QuantFormat.QDQ, per_channel=True,
+                activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                op_types_to_quantize=list(QUANTIZED_OPS), nodes_to_exclude=keep_float,
+                calibrate_method=CalibrationMethod.MinMax,
+                extra_options={"CalibTensorRangeSymmetric": False})
+        except Exception as exc:  # the quantiser raises many types; report them uniformly
+            raise QuantizationError(f"INT8 quantisation of {fp32_path} failed: {exc}") from exc
+        quantized = onnx.load(str(raw))
+    meta = {p.key: p.value for p in model.metadata_props}
+    compute = [n for n in quantized.graph.node if n.op_type not in
+               ("QuantizeLinear", "DequantizeLinear", *_DATA_MOVEMENT)]
+    kept = set(keep_float)
+    kept_float: dict[str, int] = {}
+    float_ops: dict[str, int] = {}
+    for n in compute:
+        if n.op_type in QUANTIZED_OPS and n.name in kept:
+            kept_float[n.op_type] = kept_float.get(n.op_type, 0) + 1
+        elif n.op_type not in QUANTIZED_OPS:
+            float_ops[n.op_type] = float_ops.get(n.op_type, 0) + 1
+    meta[META + "precision"] = "int8"
+    meta[META + "float_ops"] = ",".join(sorted(set(float_ops) | set(kept_float)))
+    del quantized.metadata_props[:]
+    for key, value in meta.items():
+        entry = quantized.metadata_props.add()
+        entry.key, entry.value = key, value
+    quantized.producer_name = "lsmdepth_ros"
+    out_path = Path(out_path)
+    with atomic_path(out_path) as tmp_out:
+        onnx.save(quantized, str(tmp_out))
+    n_quant = sum(1 for n in compute if n.op_type in QUANTIZED_OPS and n.name not in kept)
+    return QuantizationReport(len(batches), n_quant, kept_float, float_ops)
