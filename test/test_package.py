@@ -8,7 +8,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "lsmdepth_ros"
 CORE = ["networks", "geometry.py", "metrics.py", "synthetic", "checkpoints.py", "inference.py",
         "training", "atomic_files.py",
-        "scale.py", "onnx", "options.py", "resources.py"]
+        "scale.py", "onnx", "options.py", "resources.py", "visualisation.py"]
 
 
 def test_package_xml_is_ament_python_format3():
@@ -37,30 +37,71 @@ def test_setup_py_declares_entry_points_and_share_files():
         assert f"share/{{PACKAGE}}/{folder}" in text
 
 
+ROS_ROOTS = {"rclpy", "sensor_msgs", "std_msgs", "diagnostic_msgs", "geometry_msgs", "nav_msgs",
+             "rcl_interfaces", "lifecycle_msgs", "launch", "launch_ros"}
+
+
 def _imported_modules(path: Path):
+    """Absolute names of every module `path` imports, relative imports resolved, imports inside
+    functions included."""
+    package = list(path.relative_to(ROOT).with_suffix("").parts)[:-1]  # the file's package
     tree = ast.parse(path.read_text(), filename=str(path))
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
             for alias in node.names:
                 yield alias.name
-        elif isinstance(node, ast.ImportFrom) and node.module:
-            yield node.module
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[:len(package) - (node.level - 1)]
+                if node.module:
+                    yield ".".join([*base, node.module])
+                else:
+                    for alias in node.names:
+                        yield ".".join([*base, alias.name])
+            elif node.module:
+                yield node.module
 
 
-def test_core_never_imports_ros():
-    offenders = []
-    for entry in CORE:
+def _files(entries):
+    for entry in entries:
         target = PKG / entry
-        files = sorted(target.rglob("*.py")) if target.is_dir() else [target]
-        for f in files:
-            if not f.exists():
-                continue
-            for mod in _imported_modules(f):
-                root = mod.split(".")[0]
-                if root in {"rclpy", "sensor_msgs", "std_msgs", "diagnostic_msgs", "launch",
-                            "launch_ros"} or mod.startswith("lsmdepth_ros.ros"):
-                    offenders.append(f"{f.relative_to(ROOT)} imports {mod}")
-    assert not offenders, offenders
+        assert target.exists(), f"layering test names {target}, which does not exist"
+        yield from sorted(target.rglob("*.py")) if target.is_dir() else [target]
+
+
+def _offenders(entries, forbidden):
+    found = []
+    for f in _files(entries):
+        for mod in _imported_modules(f):
+            if forbidden(mod):
+                found.append(f"{f.relative_to(ROOT)} imports {mod}")
+    return found
+
+
+def _is_ros(mod: str) -> bool:
+    return mod.split(".")[0] in ROS_ROOTS or mod.startswith("lsmdepth_ros.ros")
+
+
+def test_relative_imports_are_resolved():
+    names = set(_imported_modules(PKG / "ros" / "node.py")) | set(
+        _imported_modules(PKG / "training" / "datasets" / "registry.py"))
+    assert not any(n.startswith(".") for n in names)
+    assert any(n.startswith("lsmdepth_ros.") for n in names)
+
+
+def test_core_never_imports_ros_training_or_bags():
+    core = [e for e in CORE if e != "training"]
+    assert not (bad := _offenders(core, lambda m: _is_ros(m) or m.startswith((
+        "lsmdepth_ros.training", "lsmdepth_ros.bags", "lsmdepth_ros.commands")))), bad
+
+
+def test_training_never_imports_ros():
+    assert not (bad := _offenders(["training"], _is_ros)), bad
+
+
+def test_ros_layer_never_imports_training_or_bags():
+    assert not (bad := _offenders(["ros"], lambda m: m.startswith(
+        ("lsmdepth_ros.training", "lsmdepth_ros.bags", "lsmdepth_ros.commands")))), bad
 
 
 def test_ci_runs_the_readme_test_command():
