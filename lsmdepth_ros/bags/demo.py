@@ -82,10 +82,12 @@ def sample_bag(options: DemoOptions) -> Path:
 
 
 def ros_environment(domain_id: int | None) -> dict:
-    """Environment for the demo's ROS processes: private domain, localhost, Fast DDS profile."""
-    from lsmdepth_ros.resources import fastdds_env, fastdds_profile_path
+    """Environment for the demo's ROS processes: private domain, localhost, and the node's own
+    large-data transport policy (ros.transport: the profile variable this Fast DDS reads, the
+    user's configuration kept)."""
+    from lsmdepth_ros.ros.transport import large_data_env
 
-    env = fastdds_env() if fastdds_profile_path().is_file() else dict(os.environ)
+    env = large_data_env()
     env["ROS_DOMAIN_ID"] = str(domain_id if domain_id is not None else random.randint(1, 200))
     env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
     env.pop("ROS_LOCALHOST_ONLY", None)  # deprecated; conflicts with the discovery range
