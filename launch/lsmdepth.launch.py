@@ -30,6 +30,16 @@ NODE_CAMERA_INFO_TOPIC = "camera_info"
 PROFILE_ENV_VARS = ("FASTDDS_DEFAULT_PROFILES_FILE", "FASTRTPS_DEFAULT_PROFILES_FILE")
 
 
+def _profile_variables() -> tuple:
+    """The profile variable the installed Fast DDS reads (the package decides, so that Kilted
+    does not warn about the old name); both when the package cannot be imported."""
+    try:
+        from lsmdepth_ros.ros.transport import profile_variables
+    except ImportError:
+        return PROFILE_ENV_VARS
+    return profile_variables(dict(os.environ))
+
+
 def _truthy(text: str) -> bool:
     return text.strip().lower() in ("1", "true", "yes", "on")
 
@@ -39,21 +49,12 @@ def _depth_node(context, *args, **kwargs):
     overrides = {"use_sim_time": _truthy(cfg("use_sim_time"))}
     if cfg("model_path"):
         overrides["model_path"] = cfg("model_path")
-    if _truthy(cfg("lifecycle")):
-        return [LifecycleNode(
-            package=PACKAGE,
-            executable=LIFECYCLE_EXECUTABLE,
-            name="depth_node",
-            namespace=cfg("namespace"),
-            parameters=[cfg("params_file"), overrides],
-            remappings=[(NODE_IMAGE_TOPIC, cfg("image")),
-                        (NODE_CAMERA_INFO_TOPIC, cfg("camera_info"))],
-            output="screen",
-            emulate_tty=True,
-        )]
-    return [Node(
+    # The managed node differs from the plain one only in its class and executable.
+    node_class, executable = ((LifecycleNode, LIFECYCLE_EXECUTABLE) if _truthy(cfg("lifecycle"))
+                              else (Node, EXECUTABLE))
+    return [node_class(
         package=PACKAGE,
-        executable=EXECUTABLE,
+        executable=executable,
         name="depth_node",
         namespace=cfg("namespace"),
         parameters=[cfg("params_file"), overrides],
@@ -92,7 +93,7 @@ def generate_launch_description():
                               description="Fast DDS profile (32 MB shared-memory segment)"),
     ]
     profile = [SetEnvironmentVariable(name, LaunchConfiguration("fastdds_profile"))
-               for name in PROFILE_ENV_VARS]
+               for name in _profile_variables()]
     rviz = Node(
         package="rviz2",
         executable="rviz2",

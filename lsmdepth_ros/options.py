@@ -73,19 +73,60 @@ def check_choices(obj: Any) -> None:
                              f"{', '.join(map(repr, info.choices))}")
 
 
-_TYPE_WORDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string"}
+TYPE_WORDS = {bool: "true or false", int: "an integer", float: "a number", str: "a string",
+              list: "a list", dict: "a mapping"}
+# Words a config file or command line may use for a boolean (YAML 1.1's, which PyYAML reads).
+_BOOL_WORDS = {"true": True, "yes": True, "on": True, "1": True,
+               "false": False, "no": False, "off": False, "0": False}
 
 
-def coerce(info: OptionInfo, value: Any) -> Any:
+def accepts(t: type, value: Any) -> bool:
+    """Whether `value` is of option type `t` as it stands (a bool is not a number; an integer
+    is a valid float)."""
+    if t is bool:
+        return isinstance(value, bool)
+    if t is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if t is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    return isinstance(value, t)
+
+
+def _from_text(t: type, text: str) -> Any:
+    """Text as a bool / int / float (unchanged when it is none of them: the type check that
+    follows names the problem)."""
+    try:
+        if t is bool:
+            return _BOOL_WORDS.get(text.strip().lower(), text)
+        if t is int:
+            number = float(text)
+            return int(number) if number.is_integer() else text
+        if t is float:
+            return float(text)
+    except ValueError:
+        pass
+    return text
+
+
+def coerce(info: OptionInfo, value: Any, *, from_text: bool = False) -> Any:
     """`value` as the option's type (an integer is accepted for a float option and converted);
-    ValueError naming the option, the expected type and the range otherwise."""
+    ValueError naming the option, the expected type and the range otherwise.
+
+    ``from_text``: the value comes from a config file or a command line, where types are looser:
+    text is read as the option's type ("8", "3e-4" -- which PyYAML leaves as a string --, "true",
+    "off"), an integral float is accepted for an integer, and nothing (YAML's empty value) is ""
+    for a string. ROS parameters are typed and never need it.
+    """
     t = info.type
-    ok = (isinstance(value, bool) if t is bool else
-          isinstance(value, int) and not isinstance(value, bool) if t is int else
-          isinstance(value, (int, float)) and not isinstance(value, bool) if t is float else
-          isinstance(value, t))
-    if not ok:
-        raise ValueError(f"option '{info.name}' must be {_TYPE_WORDS.get(t, t.__name__)}, got "
+    if from_text:
+        if value is None and t is str:
+            value = ""
+        elif isinstance(value, str) and t is not str:
+            value = _from_text(t, value)
+        elif t is int and isinstance(value, float) and value.is_integer():
+            value = int(value)
+    if not accepts(t, value):
+        raise ValueError(f"option '{info.name}' must be {TYPE_WORDS.get(t, t.__name__)}, got "
                          f"{value!r} ({type(value).__name__})")
     value = float(value) if t is float else value
     if info.bounds is not None and not info.bounds[0] <= value <= info.bounds[1]:

@@ -79,13 +79,17 @@ def test_launch_arguments(tree):
 
 def test_launch_runs_the_installed_node_with_its_topics_and_parameters(tree):
     consts = _module_constants(tree)
-    nodes = _calls(tree, "Node")
-    depth = [n for n in nodes if _value(_kw(n, "executable"), consts) == "depth_node"]
+    # One node call (plain or lifecycle class) for this package ...
+    depth = [n for n in ast.walk(tree) if isinstance(n, ast.Call)
+             and _kw(n, "package") is not None and _value(_kw(n, "package"), consts) == "lsmdepth_ros"]
     assert len(depth) == 1
     call = depth[0]
-    assert _value(_kw(call, "package"), consts) == "lsmdepth_ros"
+    # ... whose two executables are the package's console scripts.
     setup = (ROOT / "setup.py").read_text()
+    assert (consts["EXECUTABLE"], consts["LIFECYCLE_EXECUTABLE"]) == ("depth_node",
+                                                                      "depth_lifecycle_node")
     assert "depth_node = lsmdepth_ros.ros.node:main" in setup
+    assert "depth_lifecycle_node = lsmdepth_ros.ros." in setup
     # Remapped topics are the node's real input names.
     remaps = _kw(call, "remappings")
     sources = {_value(el.elts[0], consts) for el in remaps.elts}

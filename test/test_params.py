@@ -34,6 +34,22 @@ def test_coerce_converts_integers_for_floats_and_names_what_was_wrong():
         coerce(info("point_stride"), 0)
 
 
+def test_text_values_are_read_as_the_option_type_only_when_asked():
+    # ROS parameters arrive typed: text for a number stays an error there ...
+    with pytest.raises(ValueError, match="'point_stride' must be an integer, got '3'"):
+        coerce(info("point_stride"), "3")
+    # ... while config files and command lines (`from_text`) are read as the option's type,
+    # with the same range check afterwards.
+    assert coerce(info("point_stride"), "3", from_text=True) == 3
+    assert coerce(info("point_stride"), 4.0, from_text=True) == 4
+    assert coerce(info("clip_max_depth"), "5e1", from_text=True) == 50.0
+    assert coerce(info("cloud_rgb"), "off", from_text=True) is False
+    with pytest.raises(ValueError, match="'point_stride' must be an integer, got '2.5'"):
+        coerce(info("point_stride"), "2.5", from_text=True)
+    with pytest.raises(ValueError, match="'point_stride' must be between 1 and 64, got 65"):
+        coerce(info("point_stride"), "65", from_text=True)
+
+
 def test_descriptors_are_static_with_the_option_ranges():
     for name, (_, opt) in parameter_infos().items():
         d = descriptor(opt)

@@ -53,15 +53,26 @@ def test_config_yaml_overrides_and_round_trip(tmp_path):
 @pytest.mark.parametrize("override, message", [
     (["lrr=1"], "unknown training config key"),
     (["lr"], "key=value"),
-    (["batch_size=two"], "expects an integer, got 'two'"),
+    (["batch_size=two"], "'batch_size' must be an integer, got 'two'"),
     (["height=100"], "multiples of 32"),
     (["frame_ids=[1, 0]"], "start with 0"),
     (["min_depth=10", "max_depth=1"], "min_depth"),
-    (["amp=maybe"], "expects a bool"),
+    (["amp=maybe"], "'amp' must be true or false, got 'maybe'"),
 ])
 def test_config_errors_say_what_is_wrong(override, message):
     with pytest.raises(ValueError, match=message):
         TrainConfig.load(None, override)
+
+
+def test_config_text_values_become_the_field_types():
+    # PyYAML leaves "3e-4" as text and the command line gives only text: each is read as its
+    # field's type, and a string field keeps digits as text.
+    cfg = TrainConfig.load(None, ["lr=3e-4", "steps=1e2", "amp=off", "run_name=123",
+                                  "data_options={seed: 3}", "model_options="])
+    assert (cfg.lr, cfg.steps, cfg.amp, cfg.run_name) == (3e-4, 100, False, "123")
+    assert type(cfg.steps) is int and cfg.data_options == {"seed": 3} and cfg.model_options == {}
+    with pytest.raises(ValueError, match="'data_options' must be a mapping, got 0"):
+        TrainConfig.load(None, ["data_options=0"])
 
 
 def test_schedule_matches_closed_form_warmup_and_cosine_restarts():

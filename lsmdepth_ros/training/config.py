@@ -18,6 +18,7 @@ import yaml
 
 from lsmdepth_ros.atomic_files import atomic_write_text
 from lsmdepth_ros.geometry import DepthRange
+from lsmdepth_ros.options import OptionInfo, coerce
 from lsmdepth_ros.training.supervision import (
     POSE_SOURCES,
     SUPERVISION_MODES,
@@ -216,49 +217,26 @@ def parse_overrides(items: list[str]) -> dict[str, Any]:
     return out
 
 
-_HINTS: dict[str, Any] | None = None
+_FIELDS: dict[str, OptionInfo] | None = None
 
 
 def _coerce(name: str, value: Any) -> Any:
-    """Convert a YAML / command-line value to the field's declared type, with a clear error."""
-    global _HINTS
-    if _HINTS is None:
-        _HINTS = typing.get_type_hints(TrainConfig)
-    kind = _HINTS[name]
-    try:
-        if kind is bool:
-            if isinstance(value, str):
-                low = value.lower()
-                if low not in ("true", "false", "1", "0", "yes", "no", "on", "off"):
-                    raise ValueError(value)
-                return low in ("true", "1", "yes", "on")
-            return bool(value)
-        if kind is int:
-            if isinstance(value, float) and not value.is_integer():
-                raise ValueError(value)
-            return int(float(value)) if isinstance(value, str) else int(value)
-        if kind is float:
-            return float(value)
-        if kind is str:
-            return "" if value is None else str(value)
-        if kind in (list, dict):
-            parsed = yaml.safe_load(value) if isinstance(value, str) else value
-            if parsed is None:
-                parsed = kind()
-            if not isinstance(parsed, kind):
-                raise ValueError(value)
-            return parsed
-    except (TypeError, ValueError):
-        raise ValueError(f"training config key {name!r} expects {type_phrase(kind)}, got "
-                         f"{value!r}") from None
-    return value
-
-
-def type_phrase(kind: type) -> str:
-    """'an int', 'a float', ... for error messages."""
-    name = {"int": "integer", "str": "string", "dict": "mapping"}.get(kind.__name__,
-                                                                     kind.__name__)
-    return f"{'an' if name[0] in 'aeiou' else 'a'} {name}"
+    """A YAML / command-line value as the field's declared type (`options.coerce`, the one place
+    raw values become typed), with lists and mappings given as YAML text parsed first."""
+    global _FIELDS
+    if _FIELDS is None:
+        hints = typing.get_type_hints(TrainConfig)
+        _FIELDS = {f.name: OptionInfo(name=f.name, default=None, type=hints[f.name], help="",
+                                      live=False, choices=())
+                   for f in dataclasses.fields(TrainConfig)}
+    info = _FIELDS[name]
+    if info.type in (list, dict) and (value is None or isinstance(value, str)):
+        try:
+            value = yaml.safe_load(value) if isinstance(value, str) else None
+        except yaml.YAMLError:
+            pass  # left as text: the type check below names the key and the value
+        value = info.type() if value is None else value
+    return coerce(info, value, from_text=True)
 
 
 def check_flow_map(name: str, mapping: Mapping) -> None:

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from lsmdepth_ros.options import TYPE_WORDS, accepts
 from lsmdepth_ros.training.datasets.augment import AugmentOptions
 from lsmdepth_ros.training.datasets.base import COMMON_ARGS
 from lsmdepth_ros.training.datasets.folder import (
@@ -191,12 +192,8 @@ def _accepts(annotation: Any, value: Any) -> bool:
         return any(_accepts(a, value) for a in typing.get_args(annotation))
     if annotation is type(None):
         return value is None
-    if annotation is bool:
-        return isinstance(value, bool)
-    if annotation is int:
-        return isinstance(value, int) and not isinstance(value, bool)
-    if annotation is float:
-        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if annotation in (bool, int, float):
+        return accepts(annotation, value)
     if annotation in (str, Path):
         return isinstance(value, str)
     base = origin or annotation
@@ -210,8 +207,7 @@ def _accepts(annotation: Any, value: Any) -> bool:
 
 
 def _describe(annotation: Any) -> str:
-    names = {int: "an integer", float: "a number", str: "a string", bool: "true or false",
-             Path: "a path", type(None): "null"}
+    names = {**TYPE_WORDS, Path: "a path", type(None): "null"}
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         return " or ".join(_describe(a) for a in typing.get_args(annotation))
     base = typing.get_origin(annotation) or annotation
