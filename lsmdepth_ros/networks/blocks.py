@@ -85,7 +85,28 @@ class DeformableDepthwiseConv(nn.Module):
         return self.conv(x, self.offset(x))
 
 
-class DilatedConvBlock(nn.Module):
+class InvertedMLP(nn.Module):
+    """Base of the encoder blocks: the channels-last inverted-bottleneck MLP with layer scale
+    (``[norm ->] pwconv1 -> GELU -> pwconv2``, times ``gamma``) that every block ends with.
+    The layers are attributes of the block itself so the reference key names (``pwconv1``,
+    ``gamma``, ...) stay, and are created where the block's ``__init__`` calls ``add_mlp`` so
+    the initialisation order is unchanged."""
+
+    def add_mlp(self, dim: int, expan_ratio: int, layer_scale_init: float,
+                norm: bool = True) -> None:
+        if norm:
+            self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.pwconv1 = nn.Linear(dim, expan_ratio * dim)
+        self.act = nn.GELU()
+        self.pwconv2 = nn.Linear(expan_ratio * dim, dim)
+        self.gamma = nn.Parameter(layer_scale_init * torch.ones(dim))
+
+    def mlp(self, tokens: torch.Tensor, norm: bool = True) -> torch.Tensor:
+        return self.gamma * self.pwconv2(self.act(self.pwconv1(
+            self.norm(tokens) if norm else tokens)))
+
+
+class DilatedConvBlock(InvertedMLP):
     """Local block: (deformable or dilated) depthwise conv, BN, inverted-bottleneck MLP,
     layer scale and stochastic depth (one layer of Lite-Mono's CDC module).
 
@@ -100,17 +121,13 @@ class DilatedConvBlock(nn.Module):
         conv_type = DeformableDepthwiseConv if deformable else DilatedDepthwiseConv
         self.ddwconv = conv_type(dim, 3, dilation)
         self.bn1 = nn.BatchNorm2d(dim)
-        if legacy_unused_norm:
-            self.norm = nn.LayerNorm(dim, eps=1e-6)
-        self.pwconv1 = nn.Linear(dim, expan_ratio * dim)
-        self.act = nn.GELU()
-        self.pwconv2 = nn.Linear(expan_ratio * dim, dim)
-        self.gamma = nn.Parameter(layer_scale_init * torch.ones(dim))
+        # the reference declares a LayerNorm here and never applies it (see the docstring)
+        self.add_mlp(dim, expan_ratio, layer_scale_init, norm=legacy_unused_norm)
         self.drop_path = StochasticDepth(drop_path, "row")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         y = self.bn1(self.ddwconv(x)).permute(0, 2, 3, 1)  # channels last for the Linear layers
-        y = self.gamma * self.pwconv2(self.act(self.pwconv1(y)))
+        y = self.mlp(y, norm=False)
         return x + self.drop_path(y.permute(0, 3, 1, 2))
 
 
@@ -236,7 +253,7 @@ def squeeze_excitation(dim: int) -> nn.Sequential:
                          nn.Conv2d(hidden, dim, 1), nn.Sigmoid())
 
 
-class LGFI(nn.Module):
+class LGFI(InvertedMLP):
     """Lite-Mono's Local-Global Features Interaction block, kept bit-compatible with the
     reference: the attention output feeds the MLP, whose result is added to the block input.
 
@@ -257,11 +274,7 @@ class LGFI(nn.Module):
         self.gamma_xca = nn.Parameter(layer_scale_init * torch.ones(dim))
         self.xca = XCA(dim, num_heads=num_heads, softmax=not published_lsmdepth)
         self.se = squeeze_excitation(dim) if published_lsmdepth else None
-        self.norm = nn.LayerNorm(dim, eps=1e-6)
-        self.pwconv1 = nn.Linear(dim, expan_ratio * dim)
-        self.act = nn.GELU()
-        self.pwconv2 = nn.Linear(expan_ratio * dim, dim)
-        self.gamma = nn.Parameter(layer_scale_init * torch.ones(dim))
+        self.add_mlp(dim, expan_ratio, layer_scale_init)
         self.drop_path = StochasticDepth(drop_path, "row")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -271,14 +284,14 @@ class LGFI(nn.Module):
         if self.pos_embd is not None:
             tokens = tokens + self.pos_embd(h, w).flatten(2).transpose(1, 2)
         tokens = tokens + self.gamma_xca * self.xca(self.norm_xca(tokens))
-        y = self.gamma * self.pwconv2(self.act(self.pwconv1(self.norm(tokens))))
+        y = self.mlp(tokens)
         y = y.transpose(1, 2).reshape(b, c, h, w)
         if self.se is not None:
             y = y * self.se(y)
         return x + self.drop_path(y)
 
 
-class LinearAttentionBlock(nn.Module):
+class LinearAttentionBlock(InvertedMLP):
     """LSMDepth global block: pre-norm linear attention and inverted-bottleneck MLP, each with its
     own residual, layer scale and stochastic depth."""
 
@@ -289,11 +302,7 @@ class LinearAttentionBlock(nn.Module):
         self.norm_attn = nn.LayerNorm(dim, eps=1e-6)
         self.attn = LinearAttention(dim, num_heads=num_heads)
         self.gamma_attn = nn.Parameter(layer_scale_init * torch.ones(dim))
-        self.norm = nn.LayerNorm(dim, eps=1e-6)
-        self.pwconv1 = nn.Linear(dim, expan_ratio * dim)
-        self.act = nn.GELU()
-        self.pwconv2 = nn.Linear(expan_ratio * dim, dim)
-        self.gamma = nn.Parameter(layer_scale_init * torch.ones(dim))
+        self.add_mlp(dim, expan_ratio, layer_scale_init)
         self.drop_path = StochasticDepth(drop_path, "row")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -302,7 +311,7 @@ class LinearAttentionBlock(nn.Module):
         if self.pos_embd is not None:
             tokens = tokens + self.pos_embd(h, w).flatten(2).transpose(1, 2)
         tokens = tokens + self.drop_path(self.gamma_attn * self.attn(self.norm_attn(tokens)))
-        tokens = tokens + self.drop_path(self.gamma * self.pwconv2(self.act(self.pwconv1(self.norm(tokens)))))
+        tokens = tokens + self.drop_path(self.mlp(tokens))
         return tokens.transpose(1, 2).reshape(b, c, h, w)
 
 
