@@ -192,7 +192,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also node start-up time and memory, torch vs ONNX-only")
     parser.add_argument("--train-steps", type=int, default=0,
                         help="also train lsmdepth and lite-mono side by side for this many "
-                             "steps (supervised on synthetic depth, 192x64, 1 thread)")
+                             "steps (supervised on synthetic depth, 1 thread)")
+    parser.add_argument("--train-seeds", default="0",
+                        help="comma-separated training seeds for --train-steps (mean reported)")
+    parser.add_argument("--train-world", default="drive", choices=("drive", "random"),
+                        help="--train-steps data: the street drive at 192x64 or the randomised "
+                             "world at 320x96")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -229,8 +234,15 @@ def run(args: argparse.Namespace) -> int:
     if args.train_steps > 0:
         from .accuracy import format_accuracy, train_side_by_side
 
-        tables.append(format_accuracy(train_side_by_side(["lsmdepth", BASELINE],
-                                                         args.train_steps)))
+        try:
+            seeds = tuple(int(s) for s in args.train_seeds.split(",") if s.strip())
+        except ValueError:
+            print(f"--train-seeds must be comma-separated integers, got {args.train_seeds!r}",
+                  file=sys.stderr)
+            return 2
+        tables.append(format_accuracy(train_side_by_side(
+            ["lsmdepth", BASELINE], args.train_steps, seeds=seeds or (0,),
+            world=args.train_world)))
     print()
     print("\n\n".join(tables))
     return 0

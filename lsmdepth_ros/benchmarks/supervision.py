@@ -30,8 +30,7 @@ def run_mode(mode: str, args: argparse.Namespace, log_dir: str) -> dict:
         steps=args.steps, warmup_steps=max(args.steps // 10, 1), lr=args.lr, pose_lr=args.lr,
         frame_ids=[0, -1, 1] if photometric else [0], supervision=mode,
         supervision_options=options, num_workers=0, threads=args.threads, seed=args.seed,
-        data_options={"train_sequences": args.train_sequences, "val_sequences": 1,
-                      "frames_per_sequence": args.frames, "seed": 0, "val_seed": 1},
+        data_options=_data_options(args),
         val_samples=args.val_samples, checkpoint_interval=args.steps, image_interval=0,
         log_interval=0, progress=False, log_dir=log_dir, run_name=mode.replace("+", "_"))
     start = time.time()
@@ -42,6 +41,17 @@ def run_mode(mode: str, args: argparse.Namespace, log_dir: str) -> dict:
         trainer.close()
     return {"mode": mode, "seconds": time.time() - start, "final_loss": summary.final_loss,
             **summary.metrics}
+
+
+def _data_options(args: argparse.Namespace) -> dict:
+    """The classic street drive (`args.train_sequences` drives of `args.frames` frames, one
+    held-out drive), or with ``args.world == "random"`` the randomised world: a new scene per
+    training sample (8-frame drives) and 24 held-out drives."""
+    if getattr(args, "world", "drive") == "random":
+        return {"world": "random", "train_sequences": 20000, "val_sequences": 24,
+                "frames_per_sequence": 8, "seed": 0, "val_seed": 1, "cache_frames": 0}
+    return {"train_sequences": args.train_sequences, "val_sequences": 1,
+            "frames_per_sequence": args.frames, "seed": 0, "val_seed": 1}
 
 
 def format_table(rows: list[dict], args: argparse.Namespace) -> str:
