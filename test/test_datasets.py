@@ -225,3 +225,22 @@ def test_rosbag_sequences_match_the_rendered_drive(tmp_path, synth):
 
     with pytest.raises(BagError, match="no topic /cam/info"):
         RosbagSequenceDataset(bag, "/camera/image_raw", "/cam/info", height=H, width=W)
+
+
+@pytest.mark.parametrize("world", ["drive", "random"])
+def test_a_sample_renders_its_frame_once_even_without_a_cache(world, monkeypatch):
+    ds = SyntheticDataset(num_sequences=2, frames_per_sequence=3, height=H, width=W, seed=SEED,
+                          frame_ids=(0,), load_depth=True, cache_frames=0, world=world)
+    calls = []
+    drive = ds.drives[ds.items[0].sequence]
+    render = type(drive).render
+    monkeypatch.setattr(type(drive), "render",
+                        lambda self, i: calls.append(i) or render(self, i))
+    sample = ds[0]
+    assert len(calls) == 1
+    # the depth is the rendered frame's (same call), and a later sample renders again
+    expected = render(drive, calls[0]).depth
+    got = sample["depth_gt"][0].numpy()
+    assert np.array_equal(got[expected > 0], expected[expected > 0])
+    ds[1]
+    assert len(calls) == 2

@@ -29,7 +29,8 @@ class SyntheticDataset(MonoDataset):
 
     Sequence k is `SyntheticDrive(drive_seed(seed, k), options)`, rendered at the data set's
     (width, height), so the images need no resizing at scale 0. Rendered frames are kept in an
-    LRU cache of `cache_frames` frames per process (neighbouring samples share frames).
+    LRU cache of `cache_frames` frames per process (neighbouring samples share frames; the last
+    frame is always kept, so a sample renders its image and depth once).
     Ground-truth depth ("depth_gt") and relative poses (("pose_gt", i)) are exact.
 
     To train from files instead, write a folder with `write_kitti_layout` (or `lsmdepth synth`)
@@ -72,9 +73,10 @@ class SyntheticDataset(MonoDataset):
             self._cache.move_to_end(key)
             return hit
         frame = self.drives[sequence].render(frame_index)
-        if self._cache_frames > 0:
-            self._cache[key] = frame
-            while len(self._cache) > self._cache_frames:
+        # At least the last frame is kept whatever cache_frames says: a sample reads its image
+        # and then its depth, and rendering the frame twice doubled the data loader's CPU time.
+        self._cache[key] = frame
+        while len(self._cache) > max(self._cache_frames, 1):
                 self._cache.popitem(last=False)
         return frame
 
