@@ -10,8 +10,9 @@ What stays float, and why:
 * attention (``attn`` / ``xca`` scopes: LSMDepth's linear attention, Lite-Mono's XCA) and the
   decoder's skip gates (``skip_att``): products of activations and normalisations whose ranges
   depend on the image, which per-tensor uint8 resolves badly;
-* the disparity heads (``dispconv``): their sigmoid output is the depth, and 1/256 steps of
-  disparity would quantise near depth coarsely.
+* the disparity head (the convolution the output's sigmoid reads, found in the graph: the
+  exported module path names it only by a list index): its sigmoid output is the depth, and
+  1/256 steps of disparity would quantise near depth coarsely.
 
 The file keeps the fp32 file's ``lsmdepth.*`` metadata with ``lsmdepth.precision`` = ``int8``
 and ``lsmdepth.float_ops`` naming the operator types left in float, so the node runs it with no
@@ -31,7 +32,7 @@ import numpy as np
 from ..atomic_files import atomic_path
 from .spec import META
 
-FLOAT_SCOPES = ("attn", "xca", "skip_att", "dispconv")
+FLOAT_SCOPES = ("attn", "xca", "skip_att")
 QUANTIZED_OPS = ("Conv", "Gemm", "MatMul")
 # Operators that only move or reshape data: not worth naming among the float ones.
 _DATA_MOVEMENT = {"Reshape", "Transpose", "Concat", "Split", "Unsqueeze", "Squeeze", "Cast",
@@ -53,7 +54,7 @@ class QuantizationReport:
         def listing(counts: dict[str, int]) -> str:
             return ", ".join(f"{op} x{n}" for op, n in sorted(counts.items())) or "none"
         return (f"{self.quantized_nodes} Conv/Gemm/MatMul nodes in int8; kept float on "
-                f"purpose (attention, skip gates, disparity heads): {listing(self.kept_float)}; "
+                f"purpose (attention, skip gates, disparity head): {listing(self.kept_float)}; "
                 f"float for lack of an int8 kernel: {listing(self.float_ops)}")
 
 
@@ -67,10 +68,30 @@ def _scope_of(node) -> str:
     return node.name
 
 
+def output_heads(model) -> list[str]:
+    """Names of the quantisable nodes nearest the graph's outputs: walking back from each output
+    through element-wise and resizing nodes, the first Conv / Gemm / MatMul on every path (the
+    disparity head). Shape-only inputs (a Resize's target size) are not followed."""
+    producers = {out: n for n in model.graph.node for out in n.output}
+    heads: list[str] = []
+    stack, seen = [o.name for o in model.graph.output], set()
+    while stack:
+        node = producers.get(stack.pop())
+        if node is None or node.name in seen:
+            continue
+        seen.add(node.name)
+        if node.op_type in QUANTIZED_OPS:
+            heads.append(node.name)
+        elif node.op_type != "Shape":
+            stack.extend(i for i in node.input if i)
+    return heads
+
+
 def float_nodes_to_keep(model) -> list[str]:
     """Names of the quantisable nodes that stay float (see the module docstring)."""
-    return [n.name for n in model.graph.node
-            if n.op_type in QUANTIZED_OPS and any(s in _scope_of(n) for s in FLOAT_SCOPES)]
+    scoped = [n.name for n in model.graph.node
+              if n.op_type in QUANTIZED_OPS and any(s in _scope_of(n) for s in FLOAT_SCOPES)]
+    return scoped + [name for name in output_heads(model) if name not in scoped]
 
 
 class _Calibration:
