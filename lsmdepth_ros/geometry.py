@@ -63,6 +63,13 @@ def scale_intrinsics(K, from_size: tuple[int, int], to_size: tuple[int, int]) ->
     return M
 
 
+#: KITTI's normalised intrinsics as monodepth2 uses them (row 0 times width, row 1 times height):
+#: the KITTI loader's default camera and the synthetic drive's.
+KITTI_K_NORMALIZED = np.array([[0.58, 0.0, 0.5],
+                               [0.0, 1.92, 0.5],
+                               [0.0, 0.0, 1.0]])
+
+
 def normalized_to_pixel_intrinsics(K_norm, width: int, height: int) -> np.ndarray:
     """KITTI-style normalised intrinsics (fx/W, cx/W, ...) -> pixel 4x4 intrinsics (monodepth2)."""
     K = np.array(K_norm, dtype=np.float64, copy=True)

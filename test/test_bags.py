@@ -461,3 +461,58 @@ def test_evaluate_bag_raises_bag_error_for_wrong_topic_type(source_bag, workdir)
         evaluate_bag(BagEvalOptions(bag=source_bag, out_dir=workdir / "z",
                                     pred_topic="/camera/depth_gt",
                                     lidar_topic="/camera/image_raw"))
+
+
+def test_latched_topic_keeps_transient_local_through_record_and_replay(ros_env, workdir):
+    """/tf_static is published once, transient-local, before anyone listens: the recorder must
+    still get it, the bag must say it was latched, and replay must publish it latched again."""
+    import rclpy
+    from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy
+    from std_msgs.msg import String
+
+    from lsmdepth_ros.bags.replay import ReplayOptions, _qos
+
+    context = rclpy.Context()
+    rclpy.init(context=context)
+    node = rclpy.create_node("latched_publisher", context=context)
+    latched = QoSProfile(depth=1, reliability=ReliabilityPolicy.RELIABLE,
+                         durability=DurabilityPolicy.TRANSIENT_LOCAL)
+    pub = node.create_publisher(String, "/latched_test", latched)
+    plain = node.create_publisher(String, "/volatile_test", 10)
+    msg = String()
+    msg.data = "static"
+    pub.publish(msg)  # before the recorder exists: only a transient-local reader can get it
+    out = workdir / "latched"
+    stop, ready, thread, _ = _record_in_thread(out, ["/latched_test", "/volatile_test"])
+    try:
+        assert ready.wait(30), "recorder never subscribed"
+        time.sleep(1.0)  # the stored sample arrives when the subscription matches
+    finally:
+        stop.set()
+        thread.join(timeout=10)
+        node.destroy_publisher(plain)
+        node.destroy_node()
+        context.try_shutdown()
+    assert [m.data for m in decoded(out, "/latched_test")] == ["static"]
+    with bagfile.open_bag(out) as reader:
+        by_topic = {c.topic: c for c in reader.connections}
+    profiles = by_topic["/latched_test"].ext.offered_qos_profiles
+    assert [q.durability.name for q in profiles] == ["TRANSIENT_LOCAL"]
+    assert not by_topic["/volatile_test"].ext.offered_qos_profiles
+    options = ReplayOptions(bag=out)
+    assert _qos(options, [by_topic["/latched_test"]]).durability == \
+        DurabilityPolicy.TRANSIENT_LOCAL
+    assert _qos(options, [by_topic["/volatile_test"]]).durability == DurabilityPolicy.VOLATILE
+
+
+def test_synthetic_bag_offers_tf_static_latched(workdir):
+    from lsmdepth_ros.bags.synthetic_bag import write_synthetic_bag
+    from lsmdepth_ros.synthetic import SyntheticOptions
+
+    path = write_synthetic_bag(workdir / "latched_synthetic",
+                               options=SyntheticOptions(frames=3, width=64, height=32))
+    with bagfile.open_bag(path) as reader:
+        qos = {c.topic: [q.durability.name for q in c.ext.offered_qos_profiles]
+               for c in reader.connections}
+    assert qos["/tf_static"] == ["TRANSIENT_LOCAL"]
+    assert all(not v for t, v in qos.items() if t != "/tf_static"), qos

@@ -84,27 +84,31 @@ class BagWriter:
         self._writer.open()
         self._connections: dict[str, Any] = {}
 
-    def connection(self, topic: str, msgtype: str, definition: dict | None = None):
+    def connection(self, topic: str, msgtype: str, definition: dict | None = None,
+                   latched: bool = False):
         """The bag's connection of `topic`; `definition` (msgdef, rihs01) describes a type
-        that the typestore lacks."""
+        that the typestore lacks. `latched`: the topic is published transient-local (as
+        /tf_static is), recorded in the bag's offered QoS so that replay publishes it so too."""
         conn = self._connections.get(topic)
         if conn is None:
+            qos = {"offered_qos_profiles": [latched_qos()]} if latched else {}
             if definition:
-                conn = self._writer.add_connection(topic, msgtype, **definition)
+                conn = self._writer.add_connection(topic, msgtype, **definition, **qos)
             elif msgtype not in self.typestore.types:
                 raise BagError(f"unknown message type {msgtype} for {topic}: not in the "
                                f"typestore; register its definition first")
             else:
-                conn = self._writer.add_connection(topic, msgtype, typestore=self.typestore)
+                conn = self._writer.add_connection(topic, msgtype, typestore=self.typestore,
+                                                   **qos)
             self._connections[topic] = conn
         elif conn.msgtype != msgtype:
             raise BagError(f"topic {topic} already holds {conn.msgtype}, cannot add {msgtype}")
         return conn
 
-    def write(self, topic: str, stamp_ns: int, msg) -> None:
-        """Serialise and write a rosbags message object."""
+    def write(self, topic: str, stamp_ns: int, msg, latched: bool = False) -> None:
+        """Serialise and write a rosbags message object (`latched`: see `connection`)."""
         msgtype = msg.__msgtype__
-        conn = self.connection(topic, msgtype)
+        conn = self.connection(topic, msgtype, latched=latched)
         self._writer.write(conn, int(stamp_ns), self.typestore.serialize_cdr(msg, msgtype))
 
     def write_raw(self, topic: str, msgtype: str, stamp_ns: int, data: bytes) -> None:
@@ -135,6 +139,25 @@ class BagWriter:
             self.close()
         else:
             self.abort()
+
+
+def latched_qos():
+    """The offered QoS rosbag2 records for a latched topic (tf2's static broadcaster: reliable,
+    transient-local, keep-last 1), as a rosbags `Qos`."""
+    from rosbags.interfaces import (
+        Qos,
+        QosDurability,
+        QosHistory,
+        QosLiveliness,
+        QosReliability,
+        QosTime,
+    )
+
+    never = QosTime(sec=0x7FFFFFFF, nsec=0xFFFFFFFF)  # rosbag2's "infinite" duration
+    return Qos(history=QosHistory.KEEP_LAST, depth=1, reliability=QosReliability.RELIABLE,
+               durability=QosDurability.TRANSIENT_LOCAL, deadline=never, lifespan=never,
+               liveliness=QosLiveliness.AUTOMATIC, liveliness_lease_duration=never,
+               avoid_ros_namespace_conventions=False)
 
 
 def write_bag(path: str | Path, messages: Iterable[tuple[str, int, Any]], storage: str = "mcap",

@@ -114,6 +114,7 @@ def _drain(executor, budget_s: float = 0.5) -> None:
 
 
 def _subscribe_new(node, writer, store, options: RecordOptions, stats: RecordStats) -> list:
+    from rclpy.qos import DurabilityPolicy
     known = dict(node.get_topic_names_and_types())
     new = []
     for topic in options.topics:
@@ -124,8 +125,9 @@ def _subscribe_new(node, writer, store, options: RecordOptions, stats: RecordSta
             continue
         msgtype = normalise_msgtype(known[topic][0])
         cls = ros_message_class(msgtype, topic)
-        writer.connection(topic, msgtype, _definition(store, msgtype, topic))
         qos = _subscription_qos(infos, options.queue_depth)
+        writer.connection(topic, msgtype, _definition(store, msgtype, topic),
+                          latched=qos.durability == DurabilityPolicy.TRANSIENT_LOCAL)
 
         def on_message(data: bytes, topic=topic, msgtype=msgtype) -> None:
             writer.write_raw(topic, msgtype, node.get_clock().now().nanoseconds, data)

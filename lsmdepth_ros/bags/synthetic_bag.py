@@ -90,7 +90,7 @@ def write_synthetic_bag(path: str | Path, seed: int = 0, options: SyntheticOptio
     odom_stamps, odom_poses = odometry_poses(drive)
     with BagWriter(path, storage=storage, typestore=store, overwrite=overwrite) as writer:
         writer.write(TF_STATIC_TOPIC, 0, make_tf_message(
-            [(camera_extrinsic(options), 0, BASE_FRAME, FRAME_ID)], store))
+            [(camera_extrinsic(options), 0, BASE_FRAME, FRAME_ID)], store), latched=True)
         k = 0
         for frame in drive:
             stamp = frame.stamp_ns

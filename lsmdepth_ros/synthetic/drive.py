@@ -12,14 +12,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from lsmdepth_ros.geometry import normalized_to_pixel_intrinsics, scale_intrinsics
+from lsmdepth_ros.geometry import (
+    KITTI_K_NORMALIZED,
+    normalized_to_pixel_intrinsics,
+    scale_intrinsics,
+)
 from lsmdepth_ros.synthetic.renderer import render
 from lsmdepth_ros.synthetic.scenes import build_scene
-
-#: KITTI's normalised intrinsics as monodepth2 uses them (row 0 times width, row 1 times height).
-KITTI_K_NORMALIZED = np.array([[0.58, 0.0, 0.5],
-                               [0.0, 1.92, 0.5],
-                               [0.0, 0.0, 1.0]])
 
 
 @dataclass(frozen=True)

@@ -27,7 +27,11 @@ from pathlib import Path
 
 import numpy as np
 
-from lsmdepth_ros.geometry import normalized_to_pixel_intrinsics, scale_intrinsics
+from lsmdepth_ros.geometry import (
+    KITTI_K_NORMALIZED,
+    normalized_to_pixel_intrinsics,
+    scale_intrinsics,
+)
 from lsmdepth_ros.metrics import read_depth_png
 from lsmdepth_ros.training.datasets.augment import AugmentOptions
 from lsmdepth_ros.training.datasets.base import Item, MonoDataset
@@ -36,7 +40,6 @@ from lsmdepth_ros.training.datasets.kitti_velodyne import (
     read_calib_file,
 )
 
-KITTI_K_NORMALIZED = np.array([[0.58, 0.0, 0.5], [0.0, 1.92, 0.5], [0.0, 0.0, 1.0]])
 SIDE_TO_CAMERA = {"l": 2, "r": 3, "2": 2, "3": 3}
 
 
