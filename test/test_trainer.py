@@ -256,3 +256,38 @@ def test_lsmdepth_train_command_runs_and_resumes(tmp_path, capsys):
 
     assert main(["train", "--config", str(cfg), "--set", "height=33"]) == 2
     assert "multiples of 32" in capsys.readouterr().err
+
+
+def test_cpu_amp_runs_the_forward_in_bfloat16_and_the_deformable_blocks_in_float32(tmp_path):
+    from lsmdepth_ros.networks.blocks import DeformableDepthwiseConv
+    from lsmdepth_ros.training.model import autocast_dtype
+
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    assert autocast_dtype(True, False, cpu) is None          # `amp` alone never touches a CPU
+    assert autocast_dtype(False, True, cpu) is torch.bfloat16
+    assert autocast_dtype(True, False, cuda) is torch.float16
+    assert autocast_dtype(False, True, cuda) is None
+    cfg = TrainConfig(**{**TINY, "model": "lsmdepth", "height": 64, "width": 192, "steps": 2,
+                         "supervision": "supervised", "frame_ids": [0], "cpu_amp": True,
+                         "log_dir": str(tmp_path), "run_name": "bf16"})
+    train = SyntheticDataset(1, 4, 64, 192, seed=0, frame_ids=(0,), is_train=True,
+                             load_depth=True)
+    trainer = Trainer(cfg, train_dataset=train, val_dataset=None)
+    seen: dict[str, torch.dtype] = {}
+    for name, module in trainer.depth.named_modules():
+        if isinstance(module, (torch.nn.Linear, DeformableDepthwiseConv)):
+            kind = type(module).__name__
+            module.register_forward_hook(
+                lambda m, args, out, kind=kind: seen.setdefault(kind, out.dtype) and None)
+    before = [p.detach().clone() for p in trainer.depth.parameters()]
+    summary = trainer.train()
+    trainer.close()
+    assert seen == {"Linear": torch.bfloat16, "DeformableDepthwiseConv": torch.float32}
+    assert all(math.isfinite(v) for v in summary.losses)
+    assert any(not torch.equal(a, b) for a, b in zip(before, trainer.depth.parameters()))
+    # outside autocast the deformable block is untouched: same function, float32 in and out
+    block = next(m for m in trainer.depth.modules() if isinstance(m, DeformableDepthwiseConv))
+    x = torch.randn(1, block.conv.weight.shape[0], 4, 12)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        under = block(x)
+    assert under.dtype == torch.float32 and torch.allclose(under, block(x))

@@ -82,6 +82,12 @@ class DeformableDepthwiseConv(nn.Module):
         nn.init.zeros_(self.offset.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
+            # torchvision's deform_conv2d has no bfloat16 CPU kernel: under CPU autocast
+            # (training's cpu_amp) this block runs in float32
+            with torch.autocast("cpu", enabled=False):
+                x = x.float()
+                return self.conv(x, self.offset(x))
         return self.conv(x, self.offset(x))
 
 

@@ -34,6 +34,16 @@ def with_depth(dataset: Dataset | None) -> Dataset | None:
     return dataset if provides else None
 
 
+def why_no_metrics(dataset: Dataset | None, data_kind: str) -> str | None:
+    """Why a run gets no held-out depth metrics (None when it does), in one sentence."""
+    if with_depth(dataset) is not None:
+        return None
+    why = ("no held-out data set" if dataset is None
+           else "the held-out samples carry no ground-truth depth")
+    return (f"no held-out depth metrics for this run ({why}; data_kind {data_kind!r}: see "
+            "datasets/registry.py for its held-out options)")
+
+
 def evaluation_options(config: TrainConfig):
     crop = config.eval_crop
     if crop == "auto":

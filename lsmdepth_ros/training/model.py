@@ -50,3 +50,18 @@ def unused_parameters(net: DepthPoseNet, height: int, width: int) -> list[str]:
     net.zero_grad(set_to_none=True)
     net.train(was_training)
     return unused
+
+
+def autocast_dtype(amp: bool, cpu_amp: bool, device: torch.device) -> torch.dtype | None:
+    """The forward pass's autocast type: float16 on CUDA with `amp`, bfloat16 on a CPU with
+    `cpu_amp`, None (full precision) otherwise."""
+    if device.type == "cuda" and amp:
+        return torch.float16
+    if device.type == "cpu" and cpu_amp:
+        return torch.bfloat16
+    return None
+
+
+def autocast_context(device: torch.device, dtype: torch.dtype | None):
+    """`torch.autocast` to `dtype` on the device's type (a no-op context for None)."""
+    return torch.autocast(device.type, dtype=dtype or torch.float32, enabled=dtype is not None)

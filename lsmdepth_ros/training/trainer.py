@@ -37,7 +37,12 @@ from lsmdepth_ros.training.config import TrainConfig
 from lsmdepth_ros.training.datasets.collate import collate_samples
 from lsmdepth_ros.training.datasets.registry import build_datasets
 from lsmdepth_ros.training.loss_terms import LossTerms, TrainingObjective
-from lsmdepth_ros.training.model import DepthPoseNet, unused_parameters
+from lsmdepth_ros.training.model import (
+    DepthPoseNet,
+    autocast_context,
+    autocast_dtype,
+    unused_parameters,
+)
 from lsmdepth_ros.training.photometric import LossOptions, SelfSupervisedLoss
 from lsmdepth_ros.training.run_log import RunLog
 from lsmdepth_ros.training.schedule import warmup_cosine_restarts
@@ -100,7 +105,8 @@ class Trainer:
         self.dist = dist_utils.init_distributed(cfg.device)
         self.device = self.dist.device
         self.is_main = self.dist.is_main
-        self.use_amp = bool(cfg.amp and self.device.type == "cuda")
+        self.autocast = autocast_dtype(cfg.amp, cfg.cpu_amp, self.device)
+        self.use_amp = self.autocast is torch.float16   # float16 needs the gradient scaler
 
         state.seed_everything(cfg.seed)  # identical initial weights on every rank
         self.depth = build_depth_model(cfg.model, height=cfg.height, width=cfg.width,
@@ -227,7 +233,7 @@ class Trainer:
             raise ValueError("pose_source 'dataset' needs samples with ('pose_gt', i) "
                              "for every source frame (synthetic data has them); use "
                              "pose_source 'network' for data without known motion")
-        with torch.autocast(self.device.type, dtype=torch.float16, enabled=self.use_amp):
+        with autocast_context(self.device, self.autocast):
             disps, poses = self.net(batch.target_aug, batch.sources_aug, batch.known_poses)
         # the loss (SSIM, warping) runs in float32 even under AMP
         return ({k: v.float() for k, v in disps.items()},
@@ -322,8 +328,10 @@ class Trainer:
         history: list[float] = []
         start_time, window_start, window_steps = time.time(), time.time(), 0
         bar = self._progress_bar(stop)
-        if self.is_main and self.step == 0:
-            self._say_what_is_evaluated()
+        why = heldout.why_no_metrics(self.val_dataset, self.config.data_kind) \
+            if self.is_main and self.step == 0 else None
+        if why:
+            log.info(why)
         try:
             while self.step < stop:
                 for sample in self.make_loader(self.epoch, self.batch_in_epoch):
@@ -397,14 +405,6 @@ class Trainer:
         self._last_saved_step = self.step
 
     # -- validation -------------------------------------------------------------------------
-    def _say_what_is_evaluated(self) -> None:
-        if heldout.with_depth(self.val_dataset) is not None:
-            return
-        why = "no held-out data set" if self.val_dataset is None else \
-            "the held-out samples carry no ground-truth depth"
-        log.info("no held-out depth metrics for this run (%s; data_kind %r: %s)", why,
-                 self.config.data_kind, "see datasets/registry.py for its held-out options")
-
     def _validate_and_log(self) -> dict[str, float]:
         metrics: dict[str, float] = {}
         if self.is_main and heldout.with_depth(self.val_dataset) is not None:
