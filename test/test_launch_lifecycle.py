@@ -23,14 +23,20 @@ def test_lifecycle_argument_starts_the_managed_executable_with_the_same_remappin
     default = next(k.value.value for k in arguments["lifecycle"].keywords
                    if k.arg == "default_value")
     assert default == "false"
-    (managed,), (plain,) = _calls(tree, "LifecycleNode"), [
-        c for c in _calls(tree, "Node") if ast.unparse(c).count("EXECUTABLE") == 1
-        and "LIFECYCLE" not in ast.unparse(c)]
-    kw = {k.arg: k.value for k in managed.keywords}
-    assert consts[kw["executable"].id] == "depth_lifecycle_node"
-    plain_kw = {k.arg: k.value for k in plain.keywords}
-    for key in ("remappings", "parameters", "namespace", "name", "package"):
-        assert ast.dump(kw[key]) == ast.dump(plain_kw[key]), key
+    # One node construction serves both: the lifecycle argument picks (class, executable), so
+    # remappings, parameters, namespace and name cannot differ between the two.
+    choice = next(n for n in ast.walk(tree) if isinstance(n, ast.IfExp)
+                  and "lifecycle" in ast.unparse(n.test))
+    managed, plain = (tuple(e.id for e in branch.elts) for branch in (choice.body, choice.orelse))
+    assert managed == ("LifecycleNode", "LIFECYCLE_EXECUTABLE")
+    assert plain == ("Node", "EXECUTABLE")
+    assert (consts["LIFECYCLE_EXECUTABLE"], consts["EXECUTABLE"]) == ("depth_lifecycle_node",
+                                                                      "depth_node")
+    built = [n for n in ast.walk(tree) if isinstance(n, ast.Call)
+             and getattr(n.func, "id", None) == "node_class"]
+    assert len(built) == 1
+    kw = {k.arg for k in built[0].keywords}
+    assert {"remappings", "parameters", "namespace", "name", "package", "executable"} <= kw
     setup = (ROOT / "setup.py").read_text()
     assert "depth_lifecycle_node = lsmdepth_ros.ros.lifecycle_node:main" in setup
     assert {consts["NODE_IMAGE_TOPIC"], consts["NODE_CAMERA_INFO_TOPIC"]} == {
