@@ -24,6 +24,7 @@ import torch
 from torch import nn
 
 from .atomic_files import atomic_path
+from .geometry import MAX_DEPTH, MIN_DEPTH
 from .networks import (
     DepthModel,
     available_models,
@@ -34,7 +35,7 @@ from .networks.lsmdepth_official import OFFICIAL_VARIANTS
 
 FORMAT = "lsmdepth_ros.checkpoint"
 VERSION = 1
-OFFICIAL_MIN_DEPTH, OFFICIAL_MAX_DEPTH = 0.1, 100.0
+OFFICIAL_MIN_DEPTH, OFFICIAL_MAX_DEPTH = MIN_DEPTH, MAX_DEPTH  # their trainers' defaults
 
 
 class CheckpointError(ValueError):
@@ -70,8 +71,8 @@ def _check_weights_only_safe(value: Any, where: str = "extra") -> None:
                     "numbers, strings, lists and dicts (convert it, e.g. with .tolist() or str())")
 
 
-def save_checkpoint(path: str | os.PathLike, model: nn.Module, *, min_depth: float = 0.1,
-                    max_depth: float = 100.0, extra: Mapping | None = None) -> Path:
+def save_checkpoint(path: str | os.PathLike, model: nn.Module, *,
+                    min_depth: float = MIN_DEPTH, max_depth: float = MAX_DEPTH, extra: Mapping | None = None) -> Path:
     """Write ``model`` (a ``build_depth_model`` result) atomically; returns the path."""
     name, options = getattr(model, "name", None), getattr(model, "options", None)
     if name not in available_models() or not isinstance(options, dict):

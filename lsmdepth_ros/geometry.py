@@ -17,12 +17,17 @@ if TYPE_CHECKING:  # annotations only: the node must not load torch
     import torch
 
 
+# monodepth2's (and Lite-Mono's, LSMDepth's) metric range of the sigmoid disparity: the one
+# default every trainer, loss, checkpoint and the node start from.
+MIN_DEPTH, MAX_DEPTH = 0.1, 100.0
+
+
 @dataclass(frozen=True)
 class DepthRange:
     """Metric range the sigmoid disparity is mapped to (monodepth2's 0.1 .. 100 m by default)."""
 
-    min_depth: float = 0.1
-    max_depth: float = 100.0
+    min_depth: float = MIN_DEPTH
+    max_depth: float = MAX_DEPTH
 
     def __post_init__(self) -> None:
         if not (0.0 < self.min_depth < self.max_depth) or not np.isfinite(self.max_depth):
@@ -32,7 +37,7 @@ class DepthRange:
             )
 
 
-def disp_to_depth(disp, min_depth: float = 0.1, max_depth: float = 100.0):
+def disp_to_depth(disp, min_depth: float = MIN_DEPTH, max_depth: float = MAX_DEPTH):
     """Map a sigmoid output in [0, 1] to (scaled disparity, depth), monodepth2's convention.
 
     Works for numpy arrays and torch tensors alike.

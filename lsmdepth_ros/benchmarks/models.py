@@ -78,6 +78,7 @@ def run_benchmarks(names: list[str], height: int, width: int, repeats: int, warm
     """Results per thread count; the models are built and exported once."""
     import torch
 
+    from ..geometry import MAX_DEPTH, MIN_DEPTH
     from ..networks import build_depth_model, count_parameters
     from ..onnx.export import export_onnx
 
@@ -95,7 +96,8 @@ def run_benchmarks(names: list[str], height: int, width: int, repeats: int, warm
             result = ModelResult(name, count_parameters(model), count_gflops(model, image))
             if use_onnx:
                 paths[name] = Path(tmp) / f"{name}.onnx"
-                result.parity = export_onnx(model, paths[name], min_depth=0.1, max_depth=100.0)
+                result.parity = export_onnx(model, paths[name], min_depth=MIN_DEPTH,
+                                            max_depth=MAX_DEPTH)
             models[name] = model
             base.append(result)
 

@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 
 from lsmdepth_ros.atomic_files import atomic_write_text
-from lsmdepth_ros.geometry import DepthRange
+from lsmdepth_ros.geometry import MAX_DEPTH, MIN_DEPTH, DepthRange
 from lsmdepth_ros.options import OptionInfo, coerce
 from lsmdepth_ros.training.supervision import (
     POSE_SOURCES,
@@ -37,8 +37,8 @@ class TrainConfig:
     pose_options: dict = field(default_factory=dict)    # build_pose_model(**options)
     height: int = 192
     width: int = 640
-    min_depth: float = 0.1
-    max_depth: float = 100.0
+    min_depth: float = MIN_DEPTH
+    max_depth: float = MAX_DEPTH
     init_checkpoint: str = ""       # start from these depth (+ pose) weights (fine-tuning)
 
     # data

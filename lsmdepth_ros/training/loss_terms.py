@@ -57,7 +57,7 @@ class TrainingObjective:
     """The terms of a supervision mode, beside the photometric result when there is one."""
 
     def __init__(self, mode: str, options: SupervisionOptions | Mapping | None = None, *,
-                 min_depth: float = 0.1, max_depth: float = 100.0,
+                 min_depth: float = geometry.MIN_DEPTH, max_depth: float = geometry.MAX_DEPTH,
                  device: str | torch.device = "cpu", seed: int = 0):
         self.mode = mode
         opts = options if isinstance(options, SupervisionOptions) else \

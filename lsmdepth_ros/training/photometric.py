@@ -135,8 +135,8 @@ def resize_to(image: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 class LossOptions:
     """Options of the self-supervised loss; defaults are monodepth2's / Lite-Mono's."""
 
-    min_depth: float = 0.1
-    max_depth: float = 100.0
+    min_depth: float = geometry.MIN_DEPTH
+    max_depth: float = geometry.MAX_DEPTH
     ssim_weight: float = 0.85
     smoothness_weight: float = 1e-3
     automask: bool = True
