@@ -65,13 +65,15 @@ def source_bag(workdir) -> Path:
 # live: replay and record
 
 def _record_in_thread(out: Path, topics, **kwargs):
-    from lsmdepth_ros.bags.record import RecordOptions, record
+    """Record in a thread; result["stats"] is filled live (counts while recording)."""
+    from lsmdepth_ros.bags.record import RecordOptions, RecordStats, record
 
-    stop, ready, result = threading.Event(), threading.Event(), {}
+    stop, ready = threading.Event(), threading.Event()
+    result = {"stats": RecordStats(path=out)}
 
     def target():
-        result["stats"] = record(RecordOptions(out=out, topics=tuple(topics), **kwargs), stop,
-                                 ready)
+        record(RecordOptions(out=out, topics=tuple(topics), **kwargs), stop, ready,
+               result["stats"])
 
     thread = threading.Thread(target=target)
     thread.start()
@@ -153,8 +155,9 @@ def test_replay_into_node_and_record_round_trip(ros_env, workdir, source_bag, ch
                                            "record", str(out), "--topics", *INPUT_TOPICS,
                                            *outputs], env, workdir / "recorder.log")
     try:
+        # returns once every output has been seen and the node has gone quiet: no fixed sleep,
+        # so a slow first frame on a busy machine is waited for
         stats = _replay_when_ready(node, recorder, source_bag, outputs)
-        time.sleep(1.5)  # the node finishes its last frame
     finally:
         recorder_rc = recorder.stop(timeout=20)
         node_rc = node.stop(timeout=10)
@@ -177,14 +180,35 @@ def test_replay_into_node_and_record_round_trip(ros_env, workdir, source_bag, ch
         assert stamps and stamps <= set(depth_stamps), topic
 
 
-def _replay_when_ready(node, recorder, bag, outputs):
+def _replay_when_ready(node, recorder, bag, outputs, quiet_s: float = 1.0):
+    """Replay once the node and the recorder are subscribed; return after a probe has seen every
+    output topic and no new depth for `quiet_s` (the node has finished its last frame)."""
     import rclpy
+    from rclpy.executors import SingleThreadedExecutor
+    from rclpy.qos import qos_profile_sensor_data
+    from sensor_msgs.msg import CameraInfo, Image, PointCloud2
 
     from lsmdepth_ros.bags.replay import ReplayOptions, replay
 
     context = rclpy.Context()
     rclpy.init(context=context)
     probe = rclpy.create_node("probe", context=context)
+    seen = {t: 0 for t in outputs}
+    last_depth = [time.monotonic()]
+
+    def on_output(_msg, topic):
+        seen[topic] += 1
+        if topic == "/depth":
+            last_depth[0] = time.monotonic()
+
+    kinds = {"/depth/camera_info": CameraInfo, "/points": PointCloud2}
+    for topic in outputs:   # best effort: matches reliable and best-effort publishers alike
+        probe.create_subscription(kinds.get(topic, Image), topic,
+                                  lambda m, t=topic: on_output(m, t), qos_profile_sensor_data)
+    executor = SingleThreadedExecutor(context=context)
+    executor.add_node(probe)
+    spinner = threading.Thread(target=executor.spin, daemon=True)
+    spinner.start()
     try:
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -200,10 +224,22 @@ def _replay_when_ready(node, recorder, bag, outputs):
             time.sleep(0.1)
         else:
             pytest.fail(f"node / recorder not ready:\n{node.tail()}\n{recorder.tail()}")
+        # both the node and the recorder must have matched every input publisher: with one,
+        # the node could miss the first camera_info and pair nothing
+        stats = replay(ReplayOptions(bag=bag, wait_for_subscribers=30.0, min_subscribers={
+            "/camera/image_raw": 2, "/camera/camera_info": 2}))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and not (
+                all(seen.values()) and time.monotonic() - last_depth[0] > quiet_s):
+            node.check_alive()
+            time.sleep(0.05)
+        assert all(seen.values()), f"outputs never seen: {seen}\n{node.tail()}"
+        time.sleep(0.3)   # the recorder got the last messages when the probe did; let it write
+        return stats
     finally:
+        executor.shutdown(timeout_sec=1.0)
         probe.destroy_node()
         context.try_shutdown()
-    return replay(ReplayOptions(bag=bag, wait_for_subscribers=30.0))
 
 
 @pytest.mark.parametrize("sig,storage", [(signal.SIGINT, "mcap"), (signal.SIGTERM, "sqlite3")])
@@ -483,10 +519,13 @@ def test_latched_topic_keeps_transient_local_through_record_and_replay(ros_env, 
     msg.data = "static"
     pub.publish(msg)  # before the recorder exists: only a transient-local reader can get it
     out = workdir / "latched"
-    stop, ready, thread, _ = _record_in_thread(out, ["/latched_test", "/volatile_test"])
+    stop, ready, thread, result = _record_in_thread(out, ["/latched_test", "/volatile_test"])
     try:
         assert ready.wait(30), "recorder never subscribed"
-        time.sleep(1.0)  # the stored sample arrives when the subscription matches
+        # the stored sample arrives once the subscription matches: wait for it, however slow
+        deadline = time.monotonic() + 30
+        while result["stats"].per_topic["/latched_test"] < 1 and time.monotonic() < deadline:
+            time.sleep(0.05)
     finally:
         stop.set()
         thread.join(timeout=10)
@@ -516,3 +555,23 @@ def test_synthetic_bag_offers_tf_static_latched(workdir):
                for c in reader.connections}
     assert qos["/tf_static"] == ["TRANSIENT_LOCAL"]
     assert all(not v for t, v in qos.items() if t != "/tf_static"), qos
+
+
+def test_replay_waits_for_the_subscriber_count_asked_per_topic():
+    from lsmdepth_ros.bags.replay import ReplayOptions, _wait_for_subscribers
+
+    class FakePublisher:
+        def __init__(self, counts):
+            self.counts = iter(counts)
+
+        def get_subscription_count(self):
+            return next(self.counts, 2)
+
+    # /a reaches 2 subscribers on its 4th look; /b needs only the default 1
+    pubs = {"/a": FakePublisher([0, 1, 1, 2]), "/b": FakePublisher([1] * 50)}
+    start = time.monotonic()
+    _wait_for_subscribers(pubs, 60.0, threading.Event(), {"/a": 2}, settle=0.0)
+    assert time.monotonic() - start < 30.0              # returned on the count, not the timeout
+    assert next(pubs["/a"].counts, None) is None      # it kept looking until /a had two
+    with pytest.raises(ValueError, match="min_subscribers must be >= 1"):
+        ReplayOptions(bag=Path("x"), min_subscribers={"/a": 0})

@@ -55,9 +55,10 @@ class RecordStats:
 
 
 def record(options: RecordOptions, stop: threading.Event | None = None,
-           ready: threading.Event | None = None) -> RecordStats:
+           ready: threading.Event | None = None,
+           stats: RecordStats | None = None) -> RecordStats:
     """Record until `stop` is set (or the duration passes). `ready` is set once all topics are
-    subscribed."""
+    subscribed. `stats`, when given, is filled live (another thread may watch the counts)."""
     import rclpy
     from rclpy.executors import SingleThreadedExecutor
     from rclpy.signals import SignalHandlerOptions
@@ -66,7 +67,8 @@ def record(options: RecordOptions, stop: threading.Event | None = None,
     stop = stop or threading.Event()
     check_output(options.out)
     writer = BagWriter(options.out, storage=options.storage)
-    stats = RecordStats(path=options.out, per_topic={t: 0 for t in options.topics})
+    stats = stats if stats is not None else RecordStats(path=options.out)
+    stats.path, stats.per_topic = options.out, {t: 0 for t in options.topics}
     context = rclpy.Context()
     rclpy.init(context=context, signal_handler_options=SignalHandlerOptions.NO)
     node = rclpy.create_node(options.node_name, context=context)

@@ -30,6 +30,8 @@ class ReplayOptions:
     reliability: str = "auto"          # auto: as recorded when known, else reliable
     queue_depth: int = 100
     wait_for_subscribers: float = 0.0  # wait up to this long for every topic to have a subscriber
+    # ... this many per topic (e.g. 2: the node and a recorder), or {bag topic: count} (1 else)
+    min_subscribers: int | dict = 1
     ack_timeout: float = 10.0          # seconds to wait for reliable subscribers' acknowledgements
     node_name: str = "lsmdepth_bag_replay"
 
@@ -41,6 +43,10 @@ class ReplayOptions:
             raise ValueError(f"start offset must be >= 0 s, got {self.start_offset}")
         if self.reliability not in RELIABILITIES:
             raise ValueError(f"reliability must be one of {RELIABILITIES}, got {self.reliability!r}")
+        counts = (self.min_subscribers.values() if isinstance(self.min_subscribers, dict)
+                  else [self.min_subscribers])
+        if any(int(c) < 1 for c in counts):
+            raise ValueError(f"min_subscribers must be >= 1, got {self.min_subscribers}")
 
 
 @dataclass
@@ -78,7 +84,8 @@ def replay(options: ReplayOptions, stop: threading.Event | None = None) -> Repla
                 for topic, cls in classes.items()
             }
             clock = _ClockPublisher(node, options.clock_hz) if options.clock_hz > 0 else None
-            _wait_for_subscribers(publishers, options.wait_for_subscribers, stop)
+            _wait_for_subscribers(publishers, options.wait_for_subscribers, stop,
+                                  options.min_subscribers)
             stats = _publish_loop(reader, connections, publishers, clock, options, stop)
             deadline = time.monotonic() + options.ack_timeout
             from rclpy.duration import Duration
@@ -122,10 +129,11 @@ def _qos(options: ReplayOptions, connections: list):
 
 
 def _wait_for_subscribers(publishers: dict, timeout: float, stop: threading.Event,
-                          settle: float = 0.3) -> None:
+                          count: int | dict = 1, settle: float = 0.3) -> None:
+    need = {t: int(count.get(t, 1) if isinstance(count, dict) else count) for t in publishers}
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and not stop.is_set():
-        if all(p.get_subscription_count() > 0 for p in publishers.values()):
+        if all(p.get_subscription_count() >= need[t] for t, p in publishers.items()):
             # The publisher has matched the subscriber; give the subscriber a moment to match
             # the publisher too, or a best-effort reader can miss the first message.
             stop.wait(settle)

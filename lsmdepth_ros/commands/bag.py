@@ -30,6 +30,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                    help="publisher reliability (auto: as recorded, else reliable)")
     p.add_argument("--wait-for-subscribers", type=float, default=0.0, metavar="S",
                    help="before playing, wait up to S seconds for every topic to have a subscriber")
+    p.add_argument("--min-subscribers", type=int, default=1, metavar="N",
+                   help="with --wait-for-subscribers: wait for N subscribers per topic (e.g. 2: "
+                        "a node and a recorder), so no one misses the first messages")
     p.add_argument("--ack-timeout", type=float, default=10.0, metavar="S",
                    help="wait up to S seconds for reliable subscribers to acknowledge at the end")
 
@@ -90,7 +93,7 @@ def _replay(args) -> int:
                             loop=args.loop, topics=tuple(args.topics), remap=remap,
                             clock_hz=args.clock, reliability=args.reliability,
                             wait_for_subscribers=args.wait_for_subscribers,
-                            ack_timeout=args.ack_timeout)
+                            min_subscribers=args.min_subscribers, ack_timeout=args.ack_timeout)
     stats = replay(options, stop=_stop_on_signals())
     counts = ", ".join(f"{t}: {n}" for t, n in stats.per_topic.items())
     print(f"replayed {stats.published} messages in {stats.duration_s:.1f} s ({counts})"
