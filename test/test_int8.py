@@ -1,6 +1,7 @@
 """INT8 export: static QDQ quantisation with calibration from the synthetic drive, an image
-folder or a bag; attention, skip gates, disparity heads and DeformConv stay float; the node runs
-the file unchanged and its depth stays close to fp32's; the command's errors are for people."""
+folder or a bag; attention products (not its projections), skip gates, disparity heads and
+DeformConv stay float; the node runs the file unchanged and its depth stays close to fp32's; the
+command's errors are for people."""
 from __future__ import annotations
 
 import ast
@@ -52,6 +53,14 @@ def test_quantised_graph_keeps_attention_heads_and_deformconv_float(fp32):
     assert "DeformConv" in report.float_ops and report.kept_float.get("MatMul", 0) > 0
     graph = onnx.load(str(fp32 / "int8.onnx")).graph
     produced_by = {o: n for n in graph.node for o in n.output}
+    # from the float graph: which nodes multiply by a weight (vs two activations)
+    fp32_graph = onnx.load(str(fp32 / "fp32.onnx")).graph
+    weights = {i.name for i in fp32_graph.initializer}
+    has_weight = {n.name: any(i in weights for i in n.input) for n in fp32_graph.node}
+    assert any(n.op_type == "MatMul" and "attn" in _scope(n) and has_weight[n.name]
+               for n in graph.node), "the attention's projections should be in the graph"
+    assert any(n.op_type == "MatMul" and "attn" in _scope(n) and not has_weight[n.name]
+               for n in graph.node), "the attention's activation products should be too"
     # the disparity head is the last convolution the exported graph computes
     head = [n for n in graph.node if n.op_type == "Conv"][-1].name
     for node in graph.node:
@@ -59,7 +68,9 @@ def test_quantised_graph_keeps_attention_heads_and_deformconv_float(fp32):
             continue
         # QDQ: a quantised node's weight (second input) comes out of a DequantizeLinear
         fed_int8 = getattr(produced_by.get(node.input[1]), "op_type", "") == "DequantizeLinear"
-        float_scope = any(s in _scope(node) for s in ("attn", "skip_att")) or node.name == head
+        scope = _scope(node)
+        product_in_attention = "attn" in scope and not has_weight[node.name]
+        float_scope = product_in_attention or "skip_att" in scope or node.name == head
         assert fed_int8 == (node.op_type != "DeformConv" and not float_scope), node.name
     meta = read_onnx_metadata(fp32 / "int8.onnx")
     assert meta["lsmdepth.precision"] == "int8" and "DeformConv" in meta["lsmdepth.float_ops"]
