@@ -26,6 +26,7 @@ import cv2
 import numpy as np
 
 from lsmdepth_ros.geometry import DepthRange, disp_to_depth, scale_intrinsics
+from lsmdepth_ros.image_encodings import CONVERTED, to_native
 from lsmdepth_ros.onnx.runtime import open_session
 from lsmdepth_ros.onnx.spec import (
     INPUT_FORMATS,
@@ -55,6 +56,9 @@ ENCODINGS: dict[str, tuple[int, int | None]] = {
     "rgba8": (4, cv2.COLOR_RGBA2RGB),
     "bgra8": (4, cv2.COLOR_BGRA2RGB),
 }
+#: everything `DepthEstimator` takes: the native encodings above and those image_encodings
+#: converts to them (YUV 4:2:2, Bayer, 16-bit, OpenCV type names)
+INPUT_ENCODINGS = (*ENCODINGS, *CONVERTED)
 
 
 class ModelLoadError(ValueError):
@@ -140,7 +144,8 @@ class DepthResult:
 
 
 def image_to_rgb(image: np.ndarray, encoding: str) -> np.ndarray:
-    """uint8 image in one of ENCODINGS -> contiguous HxWx3 RGB uint8 (a view when already rgb8)."""
+    """Image in one of INPUT_ENCODINGS -> contiguous HxWx3 RGB uint8 (a view when already rgb8)."""
+    image, encoding = to_native(image, encoding)
     channels, code = _check_image(image, encoding)
     if code is None:
         return image if image.flags.c_contiguous else np.ascontiguousarray(image)
@@ -150,7 +155,7 @@ def image_to_rgb(image: np.ndarray, encoding: str) -> np.ndarray:
 def _check_image(image: np.ndarray, encoding: str) -> tuple[int, int | None]:
     if encoding not in ENCODINGS:
         raise ValueError(f"image encoding '{encoding}' is not supported; expected one of "
-                         f"{', '.join(ENCODINGS)} (convert it upstream, e.g. image_proc)")
+                         f"{', '.join(INPUT_ENCODINGS)} (convert it upstream, e.g. image_proc)")
     channels, code = ENCODINGS[encoding]
     if image.dtype != np.uint8:
         raise ValueError(f"{encoding} image must be uint8, got {image.dtype}")
@@ -335,7 +340,9 @@ class DepthEstimator:
 
     # -- steps -------------------------------------------------------------------------------
     def preprocess(self, image: np.ndarray, encoding: str = "rgb8") -> tuple[np.ndarray, np.ndarray]:
-        """Resize + convert to RGB; returns (the network's RGB uint8 image, batch [1,3,H,W])."""
+        """Resize + convert to RGB; returns (the network's RGB uint8 image, batch [1,3,H,W]).
+        YUV, Bayer and 16-bit images become 8-bit RGB / mono first (image_encodings)."""
+        image, encoding = to_native(image, encoding)
         channels, code = _check_image(image, encoding)
         w, h = self.network_size
         if image.shape[1] != w or image.shape[0] != h:

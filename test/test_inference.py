@@ -93,6 +93,8 @@ def test_preprocess_resizes_with_area_filter(estimator):
 
 def test_preprocess_rejects_bad_images(estimator):
     with pytest.raises(ValueError, match="not supported"):
+        estimator.preprocess(np.zeros((8, 8, 3), np.uint8), "nv21")
+    with pytest.raises(ValueError, match="yuv422 image must be uint8 HxWx2"):   # a YUV shape
         estimator.preprocess(np.zeros((8, 8, 3), np.uint8), "yuv422")
     with pytest.raises(ValueError, match="empty"):
         estimator.preprocess(np.zeros((0, 8, 3), np.uint8), "rgb8")

@@ -54,7 +54,7 @@ def test_round_trip_and_big_endian_float():
 
 
 @pytest.mark.parametrize("msg,kind,text", [
-    (Image(height=4, width=4, encoding="yuv422", step=8), "encoding", "not supported"),
+    (Image(height=4, width=4, encoding="nv21", step=4), "encoding", "not supported"),
     (Image(height=0, width=4, encoding="rgb8", step=12), "size", "empty"),
     (Image(height=4, width=4, encoding="rgb8", step=10), "step", "shorter than one row"),
     (Image(height=4, width=4, encoding="rgb8", step=12), "data", "truncated"),

@@ -8,7 +8,7 @@ ROOT = Path(__file__).resolve().parents[1]
 PKG = ROOT / "lsmdepth_ros"
 CORE = ["networks", "geometry.py", "metrics.py", "synthetic", "checkpoints.py", "inference.py",
         "training", "atomic_files.py",
-        "scale.py", "onnx", "options.py", "resources.py", "visualisation.py"]
+        "scale.py", "onnx", "options.py", "resources.py", "visualisation.py", "image_encodings.py"]
 
 
 def test_package_xml_is_ament_python_format3():

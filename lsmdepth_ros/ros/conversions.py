@@ -17,7 +17,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from lsmdepth_ros.inference import ENCODINGS
+from lsmdepth_ros.image_encodings import CONVERTED, converted_shape, to_native
+from lsmdepth_ros.inference import INPUT_ENCODINGS
 from lsmdepth_ros.inference import image_to_rgb as array_to_rgb
 
 LITTLE_ENDIAN = sys.byteorder == "little"
@@ -62,6 +63,8 @@ IMAGE_ENCODINGS: dict[str, tuple[np.dtype, int]] = {
     "8UC1": (np.dtype(np.uint8), 1), "8UC3": (np.dtype(np.uint8), 3),
     "16UC1": (np.dtype(np.uint16), 1), "16SC1": (np.dtype(np.int16), 1),
     "32FC1": (np.dtype(np.float32), 1), "64FC1": (np.dtype(np.float64), 1),
+    # YUV 4:2:2 (2 bytes per pixel), Bayer and the rest image_encodings converts
+    **{enc: converted_shape(enc) for enc in CONVERTED},
 }
 
 
@@ -103,8 +106,14 @@ def image_to_numpy(msg, supported: tuple[str, ...] | None = None) -> np.ndarray:
 
 
 def input_image_to_numpy(msg) -> tuple[np.ndarray, str]:
-    """A camera image the estimator takes (8-bit colour or mono) as (view, encoding)."""
-    return image_to_numpy(msg, supported=tuple(ENCODINGS)), msg.encoding
+    """A camera image the estimator takes as (array, native 8-bit encoding): a view for rgb8,
+    bgr8, mono8, rgba8 and bgra8; YUV 4:2:2, Bayer and 16-bit images converted (a copy)."""
+    try:
+        return to_native(image_to_numpy(msg, supported=INPUT_ENCODINGS), msg.encoding)
+    except ValueError as exc:  # MessageError is one: keep its kind
+        if isinstance(exc, MessageError):
+            raise
+        raise MessageError("encoding", str(exc)) from exc
 
 
 def image_to_rgb(msg) -> np.ndarray:
