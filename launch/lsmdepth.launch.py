@@ -70,7 +70,8 @@ def generate_launch_description():
     config = os.path.join(share, "config")
     arguments = [
         DeclareLaunchArgument("image", default_value="/camera/image_raw",
-                              description="Input image topic (rectified, rgb8/bgr8/mono8/rgba8/bgra8)"),
+                              description="Input image topic (rectified; 8-bit colour or mono, YUV "
+                                          "4:2:2, Bayer or 16-bit)"),
         DeclareLaunchArgument("camera_info", default_value="/camera/camera_info",
                               description="CameraInfo topic of the input image"),
         DeclareLaunchArgument("namespace", default_value="",
