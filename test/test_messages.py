@@ -113,22 +113,35 @@ def test_camera_matrix_validation():
 
 def test_camera_info_for_scaled_depth_fills_P():
     info = _info()                          # P all zero, as some drivers publish
-    K = np.array([[500.0 * 0.3, 0, 319.8 * 0.3], [0, 510.0 * 0.4, 239.7 * 0.4], [0, 0, 1]])
-    out = M.camera_info_for(info, K, (192, 192), _header())
+    out = M.camera_info_for(info, (192, 192), _header())
     assert (out.width, out.height) == (192, 192)
     assert out.header.frame_id == "camera_optical_frame" and out.header.stamp.nanosec == 5678
-    np.testing.assert_array_equal(np.reshape(out.k, (3, 3)), K)
-    P = np.reshape(out.p, (3, 4))
     sx, sy = 192 / 640, 192 / 480
-    np.testing.assert_allclose(P, [[500 * sx, 0, (319.5 + 0.5) * sx - 0.5, 0],
-                                   [0, 510 * sy, (239.5 + 0.5) * sy - 0.5, 0], [0, 0, 1, 0]])
+    scaled = [[500 * sx, 0, (319.5 + 0.5) * sx - 0.5], [0, 510 * sy, (239.5 + 0.5) * sy - 0.5],
+              [0, 0, 1]]   # pixel centres scale: (c + 0.5) * s - 0.5
+    np.testing.assert_allclose(np.reshape(out.k, (3, 3)), scaled)
+    np.testing.assert_allclose(np.reshape(out.p, (3, 4)), np.hstack([scaled, np.zeros((3, 1))]))
     assert out.distortion_model == "plumb_bob"
     # A filled P (stereo right camera: Tx != 0) keeps its own values, scaled.
     info = _info(P=(480.0, 0, 320.0, -48.0, 0, 490.0, 240.0, 0, 0, 0, 1, 0))
-    P = np.reshape(M.camera_info_for(info, K, (320, 240)).p, (3, 4))
+    P = np.reshape(M.camera_info_for(info, (320, 240)).p, (3, 4))
     np.testing.assert_allclose(P[0], [240.0, 0, 159.75, -24.0])
-    same = M.camera_info_for(info, M.camera_matrix(info), (640, 480))
+    same = M.camera_info_for(info, (640, 480))
     assert list(same.p) == list(info.p) and list(same.k) == list(info.k)
+
+
+def test_image_camera_matrix_reads_P_like_depth_image_proc():
+    # a calibrated camera with distortion: the rectified image's camera (P) differs from K
+    info = _info(P=(480.0, 0, 322.0, 0, 0, 485.0, 236.0, 0, 0, 0, 1, 0))
+    np.testing.assert_array_equal(M.image_camera_matrix(info),
+                                  [[480, 0, 322], [0, 485, 236], [0, 0, 1]])
+    np.testing.assert_array_equal(M.image_camera_matrix(info, "camera_matrix"),
+                                  M.camera_matrix(info))
+    # P unset (all zero): K
+    np.testing.assert_array_equal(M.image_camera_matrix(_info()), M.camera_matrix(_info()))
+    with pytest.raises(M.MessageError, match="focal length"):   # K is validated either way
+        M.image_camera_matrix(_info(K=[0.0] * 9, P=(480.0, 0, 322.0, 0, 0, 485.0, 236.0, 0,
+                                                    0, 0, 1, 0)))
 
 
 @pytest.mark.parametrize("with_rgb", [False, True])

@@ -119,6 +119,46 @@ def test_diagnostics_one_status_named_after_the_node_with_frequency_and_timestam
             "output_rate_hz", "expected_max_stamp_delay"} <= set(values)
 
 
+def test_rectified_camera_uses_P_and_yuv_input_is_converted(node):
+    """A calibrated camera with distortion: its image_rect is described by P, not K (as
+    depth_image_proc reads it); the cloud reprojects with P and depth/camera_info keeps both.
+    The image comes as a UVC webcam sends it (yuv422_yuy2) and gives the same depth as bgr8."""
+    _, hx, _ = node
+    P = np.array([[0.9 * K[0, 0], 0, K[0, 2] + 3.0, 0], [0, 0.92 * K[1, 1], K[1, 2] - 2.0, 0],
+                  [0, 0, 1, 0]])
+    info = camera_info(None)
+    info.d = [-0.3, 0.1, 0.001, -0.002, 0.0]
+    info.p = [float(x) for x in P.reshape(-1)]
+    img = scene(3)
+    img[:, 1::2] = img[:, 0::2]        # pixel pairs share chroma in 4:2:2: exact round trip
+    yuv = M.numpy_to_image(_yuy2(img), "yuv422_yuy2")
+    h = hx.send_until(["depth", "depth/camera_info", "points"], msg=yuv, info=info)
+    sent = hx.get("depth/camera_info", h)
+    np.testing.assert_array_equal(np.reshape(sent.k, (3, 3)), K)
+    np.testing.assert_array_equal(np.reshape(sent.p, (3, 4)), P)
+    xyz, rgb = M.cloud_to_numpy(hx.get("points", h))
+    finite = np.isfinite(xyz).all(-1)
+    v, u = np.nonzero(finite)
+    p = xyz[finite].astype(np.float64)
+    assert np.abs(P[0, 0] * p[:, 0] / p[:, 2] + P[0, 2] - u).max() < 1e-3
+    assert np.abs(P[1, 1] * p[:, 1] / p[:, 2] + P[1, 2] - v).max() < 1e-3
+    assert np.abs(rgb.astype(int) - img[..., ::-1]).max() <= 4   # YUV -> the true colours
+    h2 = hx.send_until(["depth"], img=img, info=info)
+    np.testing.assert_allclose(M.image_to_numpy(hx.get("depth", h2)),
+                               M.image_to_numpy(hx.get("depth", h)), rtol=0.03)
+
+
+def _yuy2(bgr: np.ndarray) -> np.ndarray:
+    """bgr8 -> packed YUYV (Y0 U Y1 V per pixel pair), studio-swing BT.601."""
+    b, g, r = (bgr[..., i].astype(np.float64) for i in range(3))
+    y = 16 + 0.257 * r + 0.504 * g + 0.098 * b
+    u = 128 - 0.148 * r - 0.291 * g + 0.439 * b
+    v = 128 + 0.439 * r - 0.368 * g - 0.071 * b
+    packed = np.stack([y[:, 0::2], u[:, 0::2], y[:, 1::2], v[:, 0::2]], -1)
+    h, w = bgr.shape[:2]
+    return np.clip(np.round(packed), 0, 255).astype(np.uint8).reshape(h, w, 2)
+
+
 def test_inputs_are_subscribed_only_while_an_output_has_a_subscriber(node):
     _, hx, _ = node
     hx.unsubscribe_outputs()
@@ -137,4 +177,5 @@ def test_inputs_are_subscribed_only_while_an_output_has_a_subscriber(node):
     hx.subscribe("depth", Image, RELIABLE)
     assert hx.wait(lambda: hx.pub_image.get_subscription_count() > 0, 10)
     hx.send_until(["depth"])
+
 

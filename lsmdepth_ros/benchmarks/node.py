@@ -121,7 +121,7 @@ def main(argv=None) -> int:
     def node_frame(estimator=est):
         result = postprocess_only(estimator)
         rosmsg.depth_to_image(result.depth, header)
-        rosmsg.camera_info_for(info, result.K, (WIDTH, HEIGHT), header)
+        rosmsg.camera_info_for(info, (WIDTH, HEIGHT), header)
         clouds.build(result.depth, result.K, header, image_to_rgb(image, "rgb8"))
         rosmsg.numpy_to_image(colorize_depth(result.depth), "bgr8", header)
         return result

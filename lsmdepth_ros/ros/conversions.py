@@ -208,6 +208,19 @@ def camera_matrix(info) -> np.ndarray:
     return K
 
 
+def image_camera_matrix(info, source: str = "projection") -> np.ndarray:
+    """The 3x3 intrinsics of the image a camera_info comes with. 'projection': the left 3x3 of
+    P, the camera of the rectified image (image_geometry's fx, fy, cx, cy, what depth_image_proc
+    builds clouds with), or K when P is unset or unusable; 'camera_matrix': K (an unrectified
+    image). MessageError when unusable."""
+    K = camera_matrix(info)
+    if source == "camera_matrix":
+        return K
+    if source != "projection":
+        raise ValueError(f"source must be 'projection' or 'camera_matrix', got {source!r}")
+    return projection_matrix(K, info.p)[:, :3].copy()
+
+
 def camera_model(info) -> CameraModel:
     """Every number of a CameraInfo (K validated)."""
     return CameraModel(int(info.width), int(info.height), camera_matrix(info),

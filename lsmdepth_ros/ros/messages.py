@@ -20,6 +20,7 @@ from lsmdepth_ros.ros.conversions import (
     cloud_to_xyz_rgb,
     compressed_to_numpy,
     fill_cloud,
+    image_camera_matrix,
     image_fields,
     image_to_numpy,
     input_image_to_numpy,
@@ -29,7 +30,8 @@ from lsmdepth_ros.ros.conversions import (
 )
 
 __all__ = ["CloudBuilder", "MessageError", "camera_info_for", "camera_matrix", "cloud_to_numpy",
-           "compressed_to_numpy", "depth_to_cloud", "depth_to_image", "image_to_numpy",
+           "compressed_to_numpy", "depth_to_cloud", "depth_to_image", "image_camera_matrix",
+           "image_to_numpy",
            "input_image_to_numpy", "numpy_to_image", "pack_rgb", "points_to_cloud"]
 
 
@@ -58,12 +60,10 @@ def depth_to_image(depth: np.ndarray, header=None) -> Image:
 # ----------------------------------------------------------------------------------------------
 # CameraInfo
 
-def camera_info_for(info: CameraInfo, K: np.ndarray, size: tuple[int, int],
-                    header=None) -> CameraInfo:
-    """CameraInfo for an image of `size` (w, h) whose intrinsics are K (3x3).
-
-    K and P are rescaled from the input camera_info's size when `size` differs; P is always
-    filled ([K | 0] when the input had none), since depth_image_proc reads fx, cx from P.
+def camera_info_for(info: CameraInfo, size: tuple[int, int], header=None) -> CameraInfo:
+    """The input's CameraInfo for an image of `size` (w, h): K and P rescaled from the input's
+    size when `size` differs; P is always filled ([K | 0] when the input had none), since
+    depth_image_proc reads fx, cx from P. D and R are the input's.
     """
     out = CameraInfo()
     out.header = info.header if header is None else header
@@ -72,13 +72,12 @@ def camera_info_for(info: CameraInfo, K: np.ndarray, size: tuple[int, int],
     out.r = list(info.r)
     out.binning_x, out.binning_y, out.roi = info.binning_x, info.binning_y, info.roi
     src_size = (int(info.width), int(info.height))
-    P = np.asarray(info.p, dtype=np.float64).reshape(3, 4)
-    if not np.all(np.isfinite(P)) or P[0, 0] <= 0 or P[1, 1] <= 0:
-        P = projection_matrix(camera_matrix(info))
+    K = camera_matrix(info)
+    P = projection_matrix(K, info.p)
     if src_size != tuple(size):
-        P = scale_intrinsics(P, src_size, size)
+        K, P = scale_intrinsics(K, src_size, size), scale_intrinsics(P, src_size, size)
     out.width, out.height = int(size[0]), int(size[1])
-    out.k = [float(v) for v in np.asarray(K, dtype=np.float64).reshape(-1)]
+    out.k = [float(v) for v in K.reshape(-1)]
     out.p = [float(v) for v in P.reshape(-1)]
     return out
 

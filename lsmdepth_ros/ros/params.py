@@ -47,6 +47,7 @@ from lsmdepth_ros.visualisation import COLORMAPS
 QOS_CHOICES = ("sensor_data", "reliable", "best_effort", "system_default")
 TRANSPORTS = ("raw", "compressed")
 PAIRINGS = ("exact", "newest")
+INTRINSICS = ("projection", "camera_matrix")
 RATE_BOUNDS = (0.0, 10000.0)
 
 
@@ -74,6 +75,11 @@ class NodeOptions:
                                         "that it gives depth only (no depth/camera_info, no "
                                         "points) and counts as unpaired", live=True,
                                         bounds=(0.0, 10.0))
+    intrinsics: str = option("projection", "Which camera_info matrix describes the input "
+                             "image: 'projection' (P, the rectified image's camera, as "
+                             "depth_image_proc and image_geometry read it; K when P is unset) "
+                             "or 'camera_matrix' (K, for an unrectified image_raw)",
+                             choices=INTRINSICS)
     publish_points: bool = option(True, "Publish the organised point cloud on `points`")
     publish_colored: bool = option(True, "Publish a bgr8 colour-mapped depth on `depth/colored`")
     cloud_rgb: bool = option(True, "Add the camera colour to the cloud (`rgb` field, point_step "

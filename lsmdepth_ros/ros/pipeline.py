@@ -201,7 +201,7 @@ class DepthPipeline:
         if info is None:
             return None, None
         try:
-            K = rosmsg.camera_matrix(info)
+            K = rosmsg.image_camera_matrix(info, self.params.node.intrinsics)
         except rosmsg.MessageError as exc:
             self.warnings.warn(exc.kind, f"{exc} Publishing depth without camera_info/points.")
             return None, None
@@ -232,8 +232,7 @@ class DepthPipeline:
         opts = self.params.node
         if info is not None:
             if wanted["info"]:
-                self._pubs["info"].publish(rosmsg.camera_info_for(info, result.K, out_size,
-                                                                  header))
+                self._pubs["info"].publish(rosmsg.camera_info_for(info, out_size, header))
             if wanted.get("points"):
                 self._pubs["points"].publish(self._cloud(depth, result, image, encoding, header,
                                                          opts))
