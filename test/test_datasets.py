@@ -244,3 +244,43 @@ def test_a_sample_renders_its_frame_once_even_without_a_cache(world, monkeypatch
     assert np.array_equal(got[expected > 0], expected[expected > 0])
     ds[1]
     assert len(calls) == 2
+
+
+@pytest.mark.parametrize("topic,rectified,remapped", [
+    ("/camera/image_raw", None, True),         # raw: undistorted to P
+    ("/camera/image_rect", None, False),       # image_proc's output: rectified already
+    ("/camera/image_rect_color", None, False),
+    ("/camera/image_rect", False, True),       # the option overrides the name
+    ("/camera/image_raw", True, False),
+])
+def test_bag_images_are_rectified_once(tmp_path, topic, rectified, remapped):
+    """A calibrated camera's camera_info describes the raw image (D) and the rectified one (P):
+    raw images are undistorted to P, images already rectified are left alone, and either way
+    the sample's K is P's."""
+    from lsmdepth_ros.bags.bagfile import write_bag
+    from lsmdepth_ros.bags.messages import make_camera_info, numpy_to_image
+
+    K = np.array([[100.0, 0, 63.5], [0, 100.0, 31.5], [0, 0, 1]])
+    P = np.array([[90.0, 0, 64.0, 0], [0, 92.0, 30.0, 0], [0, 0, 1, 0]])
+    D = [-0.25, 0.06, 0.0, 0.0, 0.0]
+    rng = np.random.default_rng(0)
+    images = [cv2.GaussianBlur(rng.integers(0, 256, (64, 128, 3)).astype(np.uint8), (5, 5), 2)
+              for _ in range(3)]
+    messages = []
+    for i, img in enumerate(images):
+        stamp = (i + 1) * 100_000_000
+        messages.append((topic, stamp, numpy_to_image(img, "rgb8", stamp, "cam")))
+        messages.append(("/camera/camera_info", stamp,
+                         make_camera_info(K, 128, 64, stamp, "cam", D=D, P=P)))
+    bag = write_bag(tmp_path / "bag", messages)
+    ds = RosbagSequenceDataset(bag, topic, "/camera/camera_info", height=64, width=128,
+                               frame_ids=(0,), rectified=rectified)
+    got = ds.load_rgb(next(iter(ds.frames)), 1)
+    expected = images[1]
+    if remapped:
+        maps = cv2.initUndistortRectifyMap(K, np.array(D), np.eye(3), P[:, :3], (128, 64),
+                                           cv2.CV_32FC1)
+        expected = cv2.remap(images[1], *maps, cv2.INTER_LINEAR)
+        assert np.abs(expected.astype(int) - images[1]).mean() > 5   # the remap matters here
+    np.testing.assert_array_equal(got, expected)
+    np.testing.assert_allclose(ds.intrinsics(next(iter(ds.frames)), 128, 64), P[:, :3])

@@ -75,17 +75,24 @@ def load_intrinsics_yaml(path: str | Path) -> CameraModel:
 
 
 class Rectifier:
-    """Undistorts images of a camera (identity when D is all zero); `K` is the output camera."""
+    """Undistorts images of a camera (identity when D is all zero); `K` is the output camera.
 
-    def __init__(self, camera: CameraModel):
+    `rectified`: the images are rectified already (image_proc's image_rect, whose camera_info
+    is the raw camera's, D included): no remapping, and `K` is P's (K when P is unset).
+    """
+
+    def __init__(self, camera: CameraModel, rectified: bool = False):
         self.size = (camera.width, camera.height)
         self.maps = None
+        P = camera.P[:, :3]
+        if rectified:
+            self.K = P.copy() if P[0, 0] > 0 and P[1, 1] > 0 else camera.K.copy()
+            return
         if not camera.is_distorted:
             self.K = camera.K.copy()
             return
         import cv2
 
-        P = camera.P[:, :3]
         self.K = P.copy() if P[0, 0] > 0 else camera.K.copy()
         if camera.distortion_model in ("plumb_bob", "rational_polynomial"):
             self.maps = cv2.initUndistortRectifyMap(camera.K, camera.D, camera.R, self.K,

@@ -5,7 +5,9 @@ in memory as lossless PNG bytes (`stride` keeps every n-th image and `max_frames
 for long bags). A bag is cut into sequences wherever the image stream has a gap longer than
 `max_gap_factor` times the median frame period, the camera model changes, or an image has no
 pose, so neighbours are always consecutive frames. Distorted cameras are rectified to their
-projection matrix (as image_proc does).
+projection matrix (as image_proc does), unless the images are rectified already (`rectified`;
+by default, when the topic's name starts with image_rect, as image_proc names its outputs): then
+P describes them and nothing is remapped.
 
 Camera motion (`relative_pose`, the ("pose_gt", i) sample keys used by `pose_source: dataset`)
 comes from `odometry_topic` (nav_msgs/Odometry + the TF chain from its child_frame_id to the
@@ -49,7 +51,7 @@ class RosbagSequenceDataset(MonoDataset):
                  odometry_topic: str | None = None, pose_frame: str | None = None,
                  min_translation: float = 0.01, max_pose_gap: float = 0.5,
                  gt_topic: str | None = None, gt_tolerance: float = 0.005,
-                 load_depth: bool = False):
+                 load_depth: bool = False, rectified: bool | None = None):
         from lsmdepth_ros.bags.camera_poses import camera_poses
 
         if load_depth and not gt_topic:
@@ -57,6 +59,8 @@ class RosbagSequenceDataset(MonoDataset):
                            "but no gt_topic names its topic: set data_options gt_topic, e.g. "
                            "/camera/depth_gt")
         bag_list = expand_bag_paths(bags)
+        if rectified is None:   # image_proc's names: image_rect, image_rect_color
+            rectified = image_topic.rstrip("/").rsplit("/", 1)[-1].startswith("image_rect")
         self.frames: dict[str, list[bytes]] = {}
         self.cameras: dict[str, Rectifier] = {}
         self.poses: dict[str, np.ndarray] = {}
@@ -81,7 +85,7 @@ class RosbagSequenceDataset(MonoDataset):
             for start, end in _segments(stamps, cams, keep, max_gap_factor):
                 key = f"{bag}#{sum(k.startswith(f'{bag}#') for k in self.frames)}"
                 self.frames[key] = images[start:end]
-                self.cameras[key] = Rectifier(cams[start])
+                self.cameras[key] = Rectifier(cams[start], rectified)
                 if poses is not None:
                     self.poses[key] = poses[start:end]
                 if depths is not None:
