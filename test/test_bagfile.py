@@ -48,6 +48,8 @@ def test_colour_conversions_and_bad_arrays():
     with pytest.raises(MessageError, match="rgb8 needs a uint8"):
         bagmsg.numpy_to_image(rgb.astype(np.float32), "rgb8")
     with pytest.raises(MessageError, match="unsupported image encoding"):
+        bagmsg.numpy_to_image(rgb, "nv21")
+    with pytest.raises(MessageError, match=r"yuv422 needs a uint8 array of shape \[H, W, 2\]"):
         bagmsg.numpy_to_image(rgb, "yuv422")
     with pytest.raises(MessageError, match="'32FC1' is not supported; expected one of rgb8"):
         bagmsg.image_to_rgb(bagmsg.numpy_to_image(np.zeros((2, 2), np.float32), "32FC1"))

@@ -23,6 +23,7 @@ from lsmdepth_ros.ros.conversions import (
     depth_to_metres,
     fill_cloud,
     header_ns,
+    image_camera_matrix,
     image_fields,
     image_to_numpy,
     image_to_rgb,
@@ -42,9 +43,10 @@ __all__ = ["CameraModel", "MessageError", "camera_info_to_numpy", "camera_model"
 # readers the bag tools share
 
 def camera_info_to_numpy(msg) -> tuple[np.ndarray, int, int]:
-    """sensor_msgs/CameraInfo -> (K 3x3 float64, width, height), checking K is usable."""
-    camera = camera_model(msg)
-    return camera.K, camera.width, camera.height
+    """sensor_msgs/CameraInfo -> (the image's 3x3 intrinsics, width, height) as the node reads
+    them: P's (the rectified image's camera, as depth_image_proc), K when P is unset; K is
+    checked either way."""
+    return image_camera_matrix(msg), int(msg.width), int(msg.height)
 
 
 def cloud_to_xyz(msg) -> np.ndarray:
