@@ -197,17 +197,25 @@ def evaluate_depth_pairs(pairs: Iterable[tuple[np.ndarray, np.ndarray]],
 # ----------------------------------------------------------------------------------------------
 # KITTI depth PNG (the ground-truth file format)
 
-def read_depth_png(path: str | Path) -> np.ndarray:
-    """KITTI annotated depth PNG (uint16, metres * 256, 0 = invalid) -> float32, NaN invalid."""
+#: 16-bit depth PNG units per metre: KITTI's annotated depth (256), millimetres (NYU exports,
+#: RealSense, Azure Kinect, ROS 16UC1: 1000), TUM RGB-D (5000)
+KITTI_PNG_SCALE = 256.0
+
+
+def read_depth_png(path: str | Path, scale: float = KITTI_PNG_SCALE) -> np.ndarray:
+    """16-bit depth PNG (uint16, metres * `scale`, 0 = invalid; KITTI's by default) -> float32
+    metres, NaN invalid."""
     import cv2
 
     raw = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if raw is None:
         raise ValueError(f"cannot read depth PNG {path}: missing or not an image file")
     if raw.dtype != np.uint16 or raw.ndim != 2:
-        raise ValueError(f"{path} is not a KITTI depth PNG: expected single-channel uint16, got "
+        raise ValueError(f"{path} is not a 16-bit depth PNG: expected single-channel uint16, got "
                          f"{raw.dtype} with shape {raw.shape}")
-    depth = raw.astype(np.float32) / 256.0
+    if not scale > 0:
+        raise ValueError(f"depth PNG scale must be > 0 (units per metre), got {scale}")
+    depth = raw.astype(np.float32) / np.float32(scale)
     depth[raw == 0] = np.nan
     return depth
 

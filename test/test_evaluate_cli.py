@@ -89,3 +89,43 @@ def test_evaluate_command_errors(tmp_path, checkpoint, capsys):
     assert "--split-file" in capsys.readouterr().err
     assert main(["synth", str(tmp_path / "x"), "--width", "4"]) == 2
     assert "at least 8x8" in capsys.readouterr().err
+
+
+def test_folder_depth_formats_give_the_same_metric_figures(tmp_path, checkpoint):
+    """One ground truth stored four ways (float .npy, float .tif, KITTI PNG, millimetre PNG
+    with --depth-png-scale 1000): the same metric (unscaled) figures, so units are read right."""
+    import cv2
+
+    ds = SyntheticDataset(num_sequences=1, frames_per_sequence=2, height=H, width=W, seed=4,
+                          frame_ids=(0,), num_scales=1, load_depth=True)
+    frames = [ds.frame("0000", i) for i in range(2)]
+    images = tmp_path / "images"
+    images.mkdir()
+    folders = {name: tmp_path / name for name in ("npy", "tif", "kitti", "mm")}
+    for folder in folders.values():
+        folder.mkdir()
+    for i, f in enumerate(frames):
+        cv2.imwrite(str(images / f"{i:03d}.png"), f.rgb[:, :, ::-1])
+        depth = np.where(np.isfinite(f.depth) & (f.depth < 60), f.depth, 0).astype(np.float32)
+        np.save(folders["npy"] / f"{i:03d}.npy", depth)
+        cv2.imwrite(str(folders["tif"] / f"{i:03d}.tif"), depth)
+        cv2.imwrite(str(folders["kitti"] / f"{i:03d}.png"), np.round(depth * 256).astype(np.uint16))
+        cv2.imwrite(str(folders["mm"] / f"{i:03d}.png"), np.round(depth * 1000).astype(np.uint16))
+    results = {}
+    for name, folder in folders.items():
+        out = tmp_path / f"{name}.json"
+        scale = ["--depth-png-scale", "1000"] if name == "mm" else []
+        assert main(["evaluate", str(checkpoint), "--data", "folder", "--images", str(images),
+                     "--depths", str(folder), "--no-median-scaling", "--output", str(out),
+                     "--device", "cpu", *scale]) == 0
+        results[name] = json.loads(out.read_text())["metrics"]
+    for name in ("tif", "kitti", "mm"):
+        for key in ("abs_rel", "rmse", "a1"):
+            assert results[name][key] == pytest.approx(results["npy"][key], rel=2e-3), name
+    # the millimetre PNG read as KITTI's would be 3.9x too far: a different figure
+    out = tmp_path / "wrong.json"
+    assert main(["evaluate", str(checkpoint), "--data", "folder", "--images", str(images),
+                 "--depths", str(folders["mm"]), "--no-median-scaling", "--output", str(out),
+                 "--device", "cpu"]) == 0
+    wrong = json.loads(out.read_text())["metrics"]
+    assert abs(wrong["rmse"] - results["npy"]["rmse"]) > 0.1 * results["npy"]["rmse"]

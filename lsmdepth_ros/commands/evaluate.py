@@ -32,8 +32,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--depth-source", choices=("auto", "png", "velodyne"), default="auto",
                         help="kitti: annotated depth PNGs or projected velodyne")
     parser.add_argument("--images", help="folder: images (sorted by name)")
-    parser.add_argument("--depths", help="folder: ground truth (.npy metres or uint16/256 .png), "
-                                         "matched to images by file stem")
+    parser.add_argument("--depths", help="folder: ground truth (.npy or float .tif metres, or "
+                                         "uint16 .png, see --depth-png-scale), matched to "
+                                         "images by file stem")
+    parser.add_argument("--depth-png-scale", type=float, default=256.0,
+                        help="folder: uint16 PNG depth units per metre: 256 KITTI, 1000 "
+                             "millimetres (NYU exports, RealSense, ROS 16UC1), 5000 TUM RGB-D")
     parser.add_argument("--sequences", type=int, default=2, help="synthetic on the fly: drives")
     parser.add_argument("--world", choices=("drive", "random"), default="drive",
                         help="synthetic on the fly: the classic street drive or the randomised "
@@ -121,5 +125,6 @@ def _dataset(args, height: int, width: int):
     else:
         if not (args.images and args.depths):
             raise ValueError("--data folder needs --images DIR and --depths DIR")
-        where = ("depth_folder", args.images, {"depths": args.depths}, "test")
+        where = ("depth_folder", args.images, {"depths": args.depths,
+                                               "png_scale": args.depth_png_scale}, "test")
     return build_dataset(*where, height=height, width=width, load_depth=True)

@@ -34,6 +34,7 @@ from lsmdepth_ros.training.datasets.augment import AugmentOptions
 from lsmdepth_ros.training.datasets.base import DEPTH_KEY, MonoDataset, sequence_items
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg")
+DEPTH_SUFFIXES = (".npy", ".png", ".tif", ".tiff")
 
 
 def load_intrinsics_yaml(path: str | Path) -> CameraModel:
@@ -166,23 +167,28 @@ class FolderSequenceDataset(MonoDataset):
 class ImageDepthFolder:
     """Evaluation pairs: images in one folder, ground-truth depth in another, matched by stem.
 
-    Depth files are .npy (float metres, NaN or 0 invalid) or KITTI-style uint16 PNGs (metres *
-    256). Yields {("color", 0, 0): [3, height, width] RGB in [0, 1], "depth_gt": [1, h, w]}.
+    Depth files are .npy (float metres, NaN or 0 invalid), single-channel float TIFF
+    (metres) or uint16 PNGs (metres * `png_scale`: 256 KITTI, 1000 millimetres, 5000 TUM RGB-D).
+    Yields {("color", 0, 0): [3, height, width] RGB in [0, 1], "depth_gt": [1, h, w]}.
     """
 
     provides_depth = True
 
-    def __init__(self, images: str | Path, depths: str | Path, height: int, width: int):
+    def __init__(self, images: str | Path, depths: str | Path, height: int, width: int,
+                 png_scale: float = 256.0):
         images, depths = Path(images), Path(depths)
         for folder in (images, depths):
             if not folder.is_dir():
                 raise ValueError(f"{folder} is not a folder")
-        depth_files = {p.stem: p for p in depths.iterdir() if p.suffix.lower() in (".npy", ".png")}
+        if not png_scale > 0:
+            raise ValueError(f"png_scale must be > 0 (PNG units per metre), got {png_scale}")
+        self.png_scale = float(png_scale)
+        depth_files = {p.stem: p for p in depths.iterdir() if p.suffix.lower() in DEPTH_SUFFIXES}
         self.pairs = []
         for img in sorted(p for p in images.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES):
             if img.stem not in depth_files:
                 raise ValueError(f"no ground truth for {img.name} in {depths} (expected "
-                                 f"{img.stem}.npy or {img.stem}.png)")
+                                 f"{img.stem} with one of {', '.join(DEPTH_SUFFIXES)})")
             self.pairs.append((img, depth_files[img.stem]))
         if not self.pairs:
             raise ValueError(f"no images ({', '.join(IMAGE_SUFFIXES)}) in {images}")
@@ -202,10 +208,17 @@ class ImageDepthFolder:
         if bgr is None:
             raise ValueError(f"cannot read image {img_path}")
         rgb = cv2.resize(bgr[:, :, ::-1], (self.width, self.height), interpolation=cv2.INTER_AREA)
-        if depth_path.suffix.lower() == ".npy":
+        suffix = depth_path.suffix.lower()
+        if suffix == ".npy":
             depth = np.load(depth_path, allow_pickle=False).astype(np.float32)
-        else:
-            depth = read_depth_png(depth_path)
+        elif suffix == ".png":
+            depth = read_depth_png(depth_path, self.png_scale)
+        else:   # float TIFF in metres
+            depth = cv2.imread(str(depth_path), cv2.IMREAD_UNCHANGED | cv2.IMREAD_ANYDEPTH)
+            if depth is None or depth.dtype.kind != "f":
+                raise ValueError(f"{depth_path}: expected a float depth image in metres, got "
+                                 f"{None if depth is None else depth.dtype}")
+            depth = depth.astype(np.float32)
         if depth.ndim != 2:
             raise ValueError(f"{depth_path}: expected a 2-D depth map, got shape {depth.shape}")
         depth = np.nan_to_num(depth, nan=0.0, posinf=0.0)

@@ -102,8 +102,8 @@ def _bag(cls, path, split, options, **common):
 
 
 def _depth_folder(cls, path, split, options, **common):
-    return cls(path, options["depths"], height=common["height"],
-                            width=common["width"])
+    return cls(path, options["depths"], height=common["height"], width=common["width"],
+               png_scale=options.get("png_scale", 256.0))
 
 
 DATASETS: dict[str, DataKind] = {
@@ -130,7 +130,8 @@ DATASETS: dict[str, DataKind] = {
         "topics", set_by_builder=("bags",), builder_options={"val_path": str}),
     "depth_folder": DataKind(
         ImageDepthFolder, _depth_folder, "images + ground-truth depth folders (evaluation)",
-        set_by_builder=("images", "height", "width"), builder_options={"depths": str},
+        set_by_builder=("images", "height", "width"),
+        builder_options={"depths": str, "png_scale": float},
         trainable=False),
 }
 TRAINABLE_KINDS = tuple(k for k, v in DATASETS.items() if v.trainable)
