@@ -196,7 +196,7 @@ def test_data_path_takes_a_folder_of_bags_a_glob_and_a_list(tmp_path):
         assert len(bagfile.expand_bag_paths(spec)) == count
     assert len(dataset(tmp_path / "bags").poses) == 2
     (tmp_path / "empty" / "sub").mkdir(parents=True)
-    with pytest.raises(BagError, match="holds no rosbag2 bag"):
+    with pytest.raises(BagError, match="holds no bag: no rosbag2 metadata.yaml and no ROS 1 .bag"):
         dataset(tmp_path / "empty")
     with pytest.raises(BagError, match="no file matches"):
         bagfile.expand_bag_paths(str(tmp_path / "nothing_*"))

@@ -191,3 +191,63 @@ def test_unknown_message_type_is_reported(tmp_path):
         list(bagfile.read_messages(path))
     with pytest.raises(BagError, match="unknown typestore"):
         bagfile.get_typestore("ros2_nonexistent")
+
+
+def _write_ros1_bag(path, frames, K, P, D):
+    """A ROS 1 bag as TUM RGB-D and other datasets ship them: sensor_msgs/Image + CameraInfo
+    (whose matrices ROS 1 spells D, K, R, P) with their definitions, written by rosbags."""
+    from rosbags.rosbag1 import Writer
+    from rosbags.typesys import Stores, get_typestore
+
+    ts = get_typestore(Stores.ROS1_NOETIC)
+    T = ts.types
+    with Writer(path) as writer:
+        image_conn = writer.add_connection("/camera/rgb/image_color", "sensor_msgs/msg/Image",
+                                           typestore=ts)
+        info_conn = writer.add_connection("/camera/rgb/camera_info",
+                                          "sensor_msgs/msg/CameraInfo", typestore=ts)
+        for i, rgb in enumerate(frames):
+            stamp = 1_000_000_000 + i * 100_000_000
+            header = T["std_msgs/msg/Header"](
+                seq=i, stamp=T["builtin_interfaces/msg/Time"](sec=stamp // 10**9,
+                                                               nanosec=stamp % 10**9),
+                frame_id="cam")
+            image = T["sensor_msgs/msg/Image"](header=header, height=rgb.shape[0],
+                                               width=rgb.shape[1], encoding="rgb8",
+                                               is_bigendian=0, step=rgb.shape[1] * 3,
+                                               data=rgb.reshape(-1).copy())
+            roi = T["sensor_msgs/msg/RegionOfInterest"](x_offset=0, y_offset=0, height=0,
+                                                        width=0, do_rectify=False)
+            info = T["sensor_msgs/msg/CameraInfo"](
+                header=header, height=rgb.shape[0], width=rgb.shape[1],
+                distortion_model="plumb_bob", D=np.asarray(D, np.float64),
+                K=K.reshape(-1).copy(), R=np.eye(3).reshape(-1), P=P.reshape(-1).copy(),
+                binning_x=0, binning_y=0, roi=roi)
+            writer.write(info_conn, stamp, ts.serialize_ros1(info, info_conn.msgtype))
+            writer.write(image_conn, stamp, ts.serialize_ros1(image, image_conn.msgtype))
+
+
+def test_ros1_bags_are_read_like_rosbag2_ones(tmp_path):
+    from lsmdepth_ros.training.datasets import RosbagSequenceDataset
+
+    rng = np.random.default_rng(3)
+    frames = [rng.integers(0, 256, (24, 32, 3)).astype(np.uint8) for _ in range(4)]
+    K = np.array([[40.0, 0, 15.5], [0, 41.0, 11.5], [0, 0, 1]])
+    P = np.array([[38.0, 0, 16.0, 0], [0, 39.0, 12.0, 0], [0, 0, 1, 0]])
+    bag = tmp_path / "drives" / "tum_like.bag"
+    bag.parent.mkdir()
+    _write_ros1_bag(bag, frames, K, P, D=[0.1, -0.05, 0, 0, 0])
+    topics = bagfile.bag_topics(bag)
+    assert topics["/camera/rgb/image_color"].count == 4
+    assert bagfile.expand_bag_paths(tmp_path / "drives") == [bag]   # found in a folder too
+    seen = list(topic_streams.iter_camera_frames(bag, "/camera/rgb/image_color",
+                                                 "/camera/rgb/camera_info"))
+    assert [np.array_equal(f.image, rgb) for f, rgb in zip(seen, frames)] == [True] * 4
+    assert np.array_equal(seen[0].camera.K, K) and np.array_equal(seen[0].camera.P, P)
+    assert seen[0].stamp_ns == 1_000_000_000
+    infos = topic_streams.camera_infos(bag, "/camera/rgb/camera_info", "/camera/rgb/image_color")
+    np.testing.assert_array_equal(infos[0].data[0], P[:, :3])   # the image's camera, as the node
+    ds = RosbagSequenceDataset(bag, "/camera/rgb/image_color", "/camera/rgb/camera_info",
+                               height=24, width=32, frame_ids=(0,), rectified=True)
+    assert len(ds) == 4
+    np.testing.assert_array_equal(ds.load_rgb(next(iter(ds.frames)), 2), frames[2])

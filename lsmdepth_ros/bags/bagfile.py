@@ -1,6 +1,7 @@
 """rosbag2 files through `rosbags` (no rclpy): the one reader and the one writer of the package.
 
-Storage: mcap (default) or sqlite3. Messages are rosbags' dataclasses from a ROS 2 Kilted
+Storage: mcap (default) or sqlite3; ROS 1 .bag files are read too (datasets such as TUM RGB-D
+ship them). Messages are rosbags' dataclasses from a ROS 2 Kilted
 typestore (wire-compatible with Humble .. Kilted for the messages used here); `bags.messages`
 builds and reads them. Every failure a user can cause (missing file or topic, truncated or
 unreadable bag, unknown message type, a folder without bags) raises `BagError` (a ValueError)
@@ -192,10 +193,11 @@ def _open_reader(path: str | Path, store=None):
 
     path = Path(path)
     if not path.exists():
-        raise BagError(f"no bag at {path}: expected a rosbag2 directory (with metadata.yaml) "
-                       "or a .mcap / .db3 file; check the path")
+        raise BagError(f"no bag at {path}: expected a rosbag2 directory (with metadata.yaml), "
+                       "a .mcap / .db3 file or a ROS 1 .bag file; check the path")
     if path.is_file() and path.suffix in (".mcap", ".db3"):
         path = path.parent  # a rosbag2 bag is the folder with metadata.yaml
+    # a ROS 1 .bag file is opened as it is: it carries its own message definitions
     reader = AnyReader([path], default_typestore=store or get_typestore())
     try:
         reader.open()
@@ -313,7 +315,7 @@ def ros_message_class(msgtype: str, topic: str = "?"):
 
 def _is_bag(path: Path) -> bool:
     return (path.is_dir() and (path / "metadata.yaml").is_file()) or \
-        (path.is_file() and path.suffix in (".mcap", ".db3"))
+        (path.is_file() and path.suffix in (".mcap", ".db3", ".bag"))
 
 
 def expand_bag_paths(spec) -> list[Path]:
@@ -338,12 +340,13 @@ def expand_bag_paths(spec) -> list[Path]:
                 bags.append(match)
                 continue
             # hidden folders hold half-written bags (BagWriter's temporary) and are skipped
-            inside = sorted({p.parent for p in match.rglob("metadata.yaml")
-                             if not any(part.startswith(".")
-                                        for part in p.relative_to(match).parts)})
+            found = [p.parent for p in match.rglob("metadata.yaml")] + list(match.rglob("*.bag"))
+            inside = sorted({p for p in found if not any(
+                part.startswith(".") for part in p.relative_to(match).parts)})
             if not inside:
-                raise BagError(f"{match} holds no rosbag2 bag: no metadata.yaml in it or in its "
-                               "sub-folders; give a bag folder, a folder of bags or a glob")
+                raise BagError(f"{match} holds no bag: no rosbag2 metadata.yaml and no ROS 1 .bag "
+                               "in it or in its sub-folders; give a bag folder, a folder of bags "
+                               "or a glob")
             bags.extend(inside)
     return list(dict.fromkeys(bags))
 

@@ -195,9 +195,16 @@ class CameraModel:
         return bool(np.any(self.D != 0))
 
 
+def info_field(info, name: str):
+    """A CameraInfo matrix field ('k', 'd', 'r', 'p'): ROS 1 messages (rosbags reading a ROS 1
+    bag) spell them K, D, R, P."""
+    value = getattr(info, name, None)
+    return getattr(info, name.upper()) if value is None else value
+
+
 def camera_matrix(info) -> np.ndarray:
     """Validated 3x3 K of a CameraInfo; MessageError when unusable."""
-    K = np.asarray(info.k, dtype=np.float64).reshape(3, 3)
+    K = np.asarray(info_field(info, "k"), dtype=np.float64).reshape(3, 3)
     if info.width == 0 or info.height == 0:
         raise MessageError("camera_info", f"camera_info has size {info.width}x{info.height}; "
                            "expected the image size. Is the camera calibrated?")
@@ -218,15 +225,16 @@ def image_camera_matrix(info, source: str = "projection") -> np.ndarray:
         return K
     if source != "projection":
         raise ValueError(f"source must be 'projection' or 'camera_matrix', got {source!r}")
-    return projection_matrix(K, info.p)[:, :3].copy()
+    return projection_matrix(K, info_field(info, "p"))[:, :3].copy()
 
 
 def camera_model(info) -> CameraModel:
     """Every number of a CameraInfo (K validated)."""
     return CameraModel(int(info.width), int(info.height), camera_matrix(info),
-                       np.asarray(info.d, np.float64).copy(),
-                       np.asarray(info.r, np.float64).reshape(3, 3),
-                       np.asarray(info.p, np.float64).reshape(3, 4), str(info.distortion_model))
+                       np.asarray(info_field(info, "d"), np.float64).copy(),
+                       np.asarray(info_field(info, "r"), np.float64).reshape(3, 3),
+                       np.asarray(info_field(info, "p"), np.float64).reshape(3, 4),
+                       str(info.distortion_model))
 
 
 def projection_matrix(K, P=None) -> np.ndarray:
