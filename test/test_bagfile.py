@@ -251,3 +251,12 @@ def test_ros1_bags_are_read_like_rosbag2_ones(tmp_path):
                                height=24, width=32, frame_ids=(0,), rectified=True)
     assert len(ds) == 4
     np.testing.assert_array_equal(ds.load_rgb(next(iter(ds.frames)), 2), frames[2])
+
+
+def test_replaying_a_ros1_bag_says_how_to_convert_it(tmp_path):
+    from lsmdepth_ros.bags.replay import ReplayOptions, replay
+
+    bag = tmp_path / "old.bag"
+    _write_ros1_bag(bag, [np.zeros((4, 4, 3), np.uint8)], np.eye(3), np.eye(3, 4), [0.0] * 5)
+    with pytest.raises(BagError, match="ROS 1 bag.*rosbags-convert --src"):
+        replay(ReplayOptions(bag=bag))

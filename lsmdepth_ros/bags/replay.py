@@ -71,6 +71,10 @@ def replay(options: ReplayOptions, stop: threading.Event | None = None) -> Repla
     use_large_data_transport()
     stop = stop or threading.Event()
     with open_bag(options.bag) as reader:
+        if getattr(reader, "is2", True) is False:   # rosbags' AnyReader: a ROS 1 bag
+            raise BagError(f"{options.bag} is a ROS 1 bag: replay publishes the recorded ROS 2 "
+                           "bytes as they are. Convert it first: rosbags-convert --src "
+                           f"{options.bag} --dst {Path(options.bag).with_suffix('')}_ros2")
         connections = _selected_connections(reader, options.topics)
         classes = {c.topic: ros_message_class(c.msgtype, c.topic) for c in connections}
         context = rclpy.Context()
