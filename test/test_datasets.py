@@ -284,3 +284,36 @@ def test_bag_images_are_rectified_once(tmp_path, topic, rectified, remapped):
         assert np.abs(expected.astype(int) - images[1]).mean() > 5   # the remap matters here
     np.testing.assert_array_equal(got, expected)
     np.testing.assert_allclose(ds.intrinsics(next(iter(ds.frames)), 128, 64), P[:, :3])
+
+
+def test_grayscale_augmentation_greys_whole_samples_as_a_mono_camera_would():
+    from lsmdepth_ros.training.config import TrainConfig
+
+    def dataset(p):
+        return SyntheticDataset(num_sequences=1, frames_per_sequence=12, height=H, width=W,
+                                seed=SEED, frame_ids=(0, -1, 1), num_scales=1, is_train=True,
+                                augment=AugmentOptions(color_prob=0.0, flip_prob=0.0,
+                                                       grayscale_prob=p))
+    torch.manual_seed(0)
+    sample = dataset(1.0)[3]
+    for i in (0, -1, 1):
+        rgb, aug = sample[("color", i, 0)], sample[("color_aug", i, 0)]
+        assert torch.equal(aug[0], aug[1]) and torch.equal(aug[1], aug[2])
+        luma = 0.299 * rgb[0] + 0.587 * rgb[1] + 0.114 * rgb[2]
+        torch.testing.assert_close(aug[0], luma, atol=1e-6, rtol=0)
+        assert not torch.equal(rgb[0], rgb[1])   # the photometric loss still sees colour
+    torch.manual_seed(0)
+    ds = dataset(0.5)
+    grey = []
+    for k in range(len(ds)):
+        s = ds[k]
+        flags = [bool(torch.equal(s[("color_aug", i, 0)][0], s[("color_aug", i, 0)][2]))
+                 for i in (0, -1, 1)]
+        assert len(set(flags)) == 1   # one decision per sample
+        grey.append(flags[0])
+    assert 0 < sum(grey) < len(grey)
+    torch.manual_seed(0)
+    plain = dataset(0.0)[3]
+    assert not torch.equal(plain[("color_aug", 0, 0)][0], plain[("color_aug", 0, 0)][1])
+    with pytest.raises(ValueError, match="grayscale_prob must be in"):
+        TrainConfig(grayscale_prob=1.5).validate()

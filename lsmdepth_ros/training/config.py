@@ -53,6 +53,9 @@ class TrainConfig:
     # generator's exact poses; depth is then learnt at metric scale and PoseNet is not trained)
     pose_source: str = "network"
     augment: bool = True            # monodepth2 colour jitter + horizontal flips
+    # with augment: the probability that a sample's network input is grey (all its frames):
+    # robots run mono cameras, and a net trained on colour only can lean on hue for depth
+    grayscale_prob: float = 0.0
     # What the depth network learns from (training/supervision.py): "self" (photometric),
     # "supervised" (SigLoss on dense depth_gt; only frame 0 is loaded), "self+lidar"
     # (photometric + sparse depth), "distill" (a teacher's depth, + photometric when frame_ids
@@ -138,6 +141,8 @@ class TrainConfig:
                 errors.append(f"{name} must be >= 0, got {getattr(self, name)}")
         if self.eval_crop not in ("auto", "garg", "eigen", "none"):
             errors.append(f"eval_crop must be auto, garg, eigen or none, got {self.eval_crop!r}")
+        if not 0 <= self.grayscale_prob <= 1:
+            errors.append(f"grayscale_prob must be in [0, 1], got {self.grayscale_prob}")
         if not 0 < self.warmup_start_factor <= 1:
             errors.append(f"warmup_start_factor must be in (0, 1], got {self.warmup_start_factor}")
         if self.lr <= 0 or self.pose_lr <= 0 or self.lr_min < 0 or self.pose_lr_min < 0:

@@ -1,4 +1,6 @@
-"""Training-time augmentation as in monodepth2: colour jitter and horizontal flips.
+"""Training-time augmentation as in monodepth2: colour jitter and horizontal flips; optionally
+grey inputs (`grayscale_prob`, off by default): the network input of the whole sample becomes
+its BT.601 luma, replicated to three channels, as the node feeds a mono8 camera.
 
 Colour jitter (brightness, contrast, saturation 0.2, hue 0.1) is applied with probability 0.5,
 with ONE set of jitter parameters per sample so every frame of the sample changes alike. As in
@@ -28,9 +30,12 @@ class AugmentOptions:
     hue: float = 0.1
     color_prob: float = 0.5
     flip_prob: float = 0.5
+    grayscale_prob: float = 0.0
 
 
 _MIRROR = np.diag([-1.0, 1.0, 1.0, 1.0])
+#: BT.601 luma weights (OpenCV's RGB2GRAY, what a mono8 image carries)
+LUMA = torch.tensor([0.299, 0.587, 0.114])
 
 
 def flip_intrinsics(K: np.ndarray, width: int) -> np.ndarray:
@@ -52,6 +57,8 @@ class ColorAugment:
         from torchvision.transforms import ColorJitter
 
         self.enabled = rng.random() < options.color_prob
+        # drawn only when asked for, so that runs without it keep their random streams
+        self.grey = options.grayscale_prob > 0 and rng.random() < options.grayscale_prob
         if not self.enabled:
             return
         # torchvision draws from torch's global RNG; seed it from our per-sample generator so
@@ -65,8 +72,14 @@ class ColorAugment:
 
     def __call__(self, image: torch.Tensor) -> torch.Tensor:
         """image: float [3, H, W] in [0, 1]."""
-        if not self.enabled:
-            return image
+        if self.enabled:
+            image = self._jitter(image)
+        if self.grey:
+            luma = (LUMA.to(image.dtype)[:, None, None] * image).sum(0, keepdim=True)
+            image = luma.expand_as(image).contiguous()
+        return image
+
+    def _jitter(self, image: torch.Tensor) -> torch.Tensor:
         import torchvision.transforms.functional as TF
 
         order, b, c, s, h = self.params

@@ -259,6 +259,7 @@ class DataConfig(Protocol):
     height: int
     width: int
     augment: bool
+    grayscale_prob: float
     supervision: str
     source_frame_ids: list[int]
 
@@ -269,8 +270,8 @@ def build_datasets(config: DataConfig, num_scales: int) -> tuple[Dataset, Datase
     The held-out set shows the target frame only, is never augmented and carries
     ground-truth depth when its kind can (`provides_depth`); None when the kind has none.
     """
-    augment = (AugmentOptions() if config.augment
-               else AugmentOptions(color_prob=0.0, flip_prob=0.0))
+    augment = (AugmentOptions(grayscale_prob=getattr(config, "grayscale_prob", 0.0))
+               if config.augment else AugmentOptions(color_prob=0.0, flip_prob=0.0))
     where = (config.data_kind, config.data_path, config.data_options)
     train = build_dataset(*where, "train", height=config.height, width=config.width,
                           frame_ids=(0, *config.source_frame_ids), num_scales=num_scales,
