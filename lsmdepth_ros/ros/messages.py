@@ -31,8 +31,8 @@ from lsmdepth_ros.ros.conversions import (
 
 __all__ = ["CloudBuilder", "MessageError", "camera_info_for", "camera_matrix", "cloud_to_numpy",
            "compressed_to_numpy", "depth_to_cloud", "depth_to_image", "image_camera_matrix",
-           "image_to_numpy",
-           "input_image_to_numpy", "numpy_to_image", "pack_rgb", "points_to_cloud"]
+           "image_to_numpy", "input_image_to_numpy", "numpy_to_image", "pack_rgb",
+           "points_to_cloud"]
 
 
 def byte_array(arr: np.ndarray) -> array.array:
