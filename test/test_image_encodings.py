@@ -148,3 +148,15 @@ def test_estimator_depth_from_a_mosaic_equals_depth_from_its_demosaiced_image():
     depth_rgb = est.estimate(demosaiced, "rgb8")
     assert depth_raw.shape == (96, 128)
     np.testing.assert_array_equal(depth_raw, depth_rgb)
+
+
+def test_16bit_png_compressed_images_are_stretched_too():
+    import cv2
+
+    from lsmdepth_ros.ros.conversions import compressed_to_numpy
+
+    thermal = np.random.default_rng(1).integers(2000, 3000, (20, 30)).astype(np.uint16)
+    _, png = cv2.imencode(".png", thermal)
+    image, encoding = compressed_to_numpy(SimpleNamespace(data=png.tobytes(), format="png"))
+    assert encoding == "mono8"
+    np.testing.assert_array_equal(image, stretch_to_8bit(thermal))

@@ -17,7 +17,12 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from lsmdepth_ros.image_encodings import CONVERTED, converted_shape, to_native
+from lsmdepth_ros.image_encodings import (
+    CONVERTED,
+    converted_shape,
+    stretch_to_8bit,
+    to_native,
+)
 from lsmdepth_ros.inference import INPUT_ENCODINGS
 from lsmdepth_ros.inference import image_to_rgb as array_to_rgb
 
@@ -123,7 +128,8 @@ def image_to_rgb(msg) -> np.ndarray:
 
 
 def compressed_to_numpy(msg) -> tuple[np.ndarray, str]:
-    """Decode a CompressedImage (jpeg/png) into (array, encoding: bgr8, bgra8 or mono8)."""
+    """Decode a CompressedImage (jpeg/png; 16-bit png stretched to 8 bits as image_encodings
+    does) into (array, encoding: bgr8, bgra8 or mono8)."""
     data = np.frombuffer(msg.data, dtype=np.uint8)
     if data.size == 0:
         raise MessageError("size", "compressed image is empty; expected jpeg or png bytes.")
@@ -131,8 +137,11 @@ def compressed_to_numpy(msg) -> tuple[np.ndarray, str]:
     if img is None:
         raise MessageError("decode", f"cannot decode compressed image (format '{msg.format}'); "
                            "expected jpeg or png (compressedDepth is not an input).")
+    if img.dtype == np.uint16:   # 16-bit PNG (thermal / machine-vision cameras)
+        img = stretch_to_8bit(img)
     if img.dtype != np.uint8:
-        raise MessageError("encoding", f"compressed image decodes to {img.dtype}; expected 8-bit.")
+        raise MessageError("encoding", f"compressed image decodes to {img.dtype}; expected 8 or "
+                           "16 bits.")
     if img.ndim == 2:
         return img, "mono8"
     return img, {3: "bgr8", 4: "bgra8"}[img.shape[2]]
