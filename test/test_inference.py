@@ -113,7 +113,9 @@ def test_depth_at_input_resolution_matches_direct_computation(estimator, checkpo
                       interpolation=cv2.INTER_LINEAR)
     expected = 1.0 / (1.0 / MAX_D + (1.0 / MIN_D - 1.0 / MAX_D) * disp.astype(np.float64))
     assert result.depth.shape == (96, 320) and result.depth.dtype == np.float32
-    np.testing.assert_allclose(result.depth, expected, rtol=1e-5)
+    # two float32 forward passes (thread count, kernel choice) differ in their last bits: up to
+    # 2e-5 relative with this random network, and depth's relative error is at most disparity's
+    np.testing.assert_allclose(result.depth, expected, rtol=5e-5)
     assert np.ptp(result.depth) > 0.01 * np.mean(result.depth)   # not a constant image
     np.testing.assert_array_equal(result.K, K)   # K unchanged at the input resolution
     assert result.scale == 1.0

@@ -57,7 +57,8 @@ def test_lsmdepth_parameter_budget():
 
 def test_lsmdepth_speed_options_change_exactly_the_mlps_and_stride2_convs():
     first = build_depth_model("lsmdepth", mlp_ratios=(6, 6, 6), downsample="3x3")
-    fast = build_depth_model("lsmdepth")
+    fast = build_depth_model("lsmdepth", downsample="2x2")
+    assert build_depth_model("lsmdepth").options["downsample"] == "3x3"   # the default
     assert fast.options["mlp_ratios"] == (3, 4, 6) and fast.options["downsample"] == "2x2"
     for stage, (dim, ratio) in enumerate(zip((48, 80, 128), (3, 4, 6))):
         for block in fast.encoder.stages[stage]:

@@ -97,9 +97,9 @@ def test_schedule_matches_closed_form_warmup_and_cosine_restarts():
 
 def test_short_training_run_loss_falls_and_writes_a_usable_run(tmp_path):
     torch.manual_seed(0)
-    # The plateau ratio below was measured on lsmdepth's first design; the faster default
-    # (MLP 3/4/6, 2x2 stride-2 convs) is still on the plateau after 32 steps at this seed
-    # (last/first = 0.98), so the run pins the first design to stay a 32-step test.
+    # The plateau ratio below was measured on lsmdepth's first design; the faster MLP 3/4/6
+    # design (measured with 2x2 stride-2 convs) is still on the plateau after 32 steps at this
+    # seed (last/first = 0.98), so the run pins the first design to stay a 32-step test.
     first_design = {"mlp_ratios": [6, 6, 6], "downsample": "3x3"}
     cfg = TrainConfig(**{**TINY, "model": "lsmdepth", "model_options": first_design,
                          "height": 64, "width": 192,

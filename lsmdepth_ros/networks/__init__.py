@@ -49,7 +49,7 @@ class DepthModelOptions:
 class LSMDepthOptions(DepthModelOptions):
     deformable_blocks: int = 2      # deformable local blocks at the end of the 1/16 stage
     mlp_ratios: tuple[int, int, int] = (3, 4, 6)  # MLP expansion per stage (see lsmdepth.py)
-    downsample: str = "2x2"         # kernel of the stride-2 convs between stages: "2x2" | "3x3"
+    downsample: str = "3x3"         # kernel of the stride-2 convs between stages: "3x3" | "2x2"
 
 
 @dataclass

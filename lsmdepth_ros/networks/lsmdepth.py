@@ -5,15 +5,16 @@ Skeleton and widths are Lite-Mono's (stem, RGB pyramid re-injection, three stage
 
 * The stem's two 3x3 convs at 1/2 resolution are depthwise-separable (dense ones cost about a
   quarter of Lite-Mono's multiply-adds), which pays for the attention added elsewhere.
-* Speed on CPUs (``mlp_ratios``, ``downsample``): an ONNX Runtime profile at 640x192 (1 thread)
-  put a third of the time in the 1/4-resolution stage, five sixths of that in the blocks' MLPs
-  (7,680 tokens x 48 x 288 each way), and 10 % in the three dense 3x3 stride-2 convs that enter
-  each stage. The MLP expansion is therefore 3 / 4 / 6 per stage instead of 6 everywhere (cheap
-  where tokens are few, as the early stages of EfficientFormer or MobileViT), and the stride-2
-  convs are dense 2x2 "patch merging" convs (ConvNeXt, Swin: every channel still mixes, with 4
-  taps instead of 9; depthwise-separable ones measured slower in onnxruntime). ``mlp_ratios=(6,
-  6, 6), downsample="3x3"`` is the first design; checkpoints saved before these options
-  existed load as that.
+* Speed on CPUs (``mlp_ratios``): an ONNX Runtime profile at 640x192 (1 thread) put a third of
+  the time in the 1/4-resolution stage, five sixths of that in the blocks' MLPs (7,680 tokens x
+  48 x 288 each way). The MLP expansion is therefore 3 / 4 / 6 per stage instead of 6
+  everywhere (cheap where tokens are few, as the early stages of EfficientFormer or MobileViT).
+  ``downsample="2x2"`` makes the stride-2 convs that enter each stage dense 2x2 "patch merging"
+  convs (ConvNeXt, Swin; 4 taps instead of 9): 5 % faster, but in a side-by-side 600-step
+  training (3 seeds) held-out AbsRel went from 0.1289 with 3x3 convs to 0.1342 (Lite-Mono
+  0.1259), so the default keeps 3x3. ``mlp_ratios=(6, 6, 6)`` is the first design (0.1277 over
+  seeds 0 and 1, 0.9x Lite-Mono's latency); checkpoints saved before these options existed load
+  as that, and every checkpoint records its own options.
 * Global blocks (the last block of each stage) use kernelised *linear attention* (phi = elu+1)
   with pre-norm residuals instead of XCA; the first stage adds a Fourier positional encoding.
 * Local blocks are dilated depthwise convolutions (same dilation rule as Lite-Mono, see
@@ -43,7 +44,7 @@ class LSMDepthEncoder(HybridEncoder):
     def __init__(self, height: int = 192, width: int = 640, drop_path_rate: float = 0.2,
                  dilations: str = "auto", deformable_blocks: int = 2, heads: int = 8,
                  layer_scale_init: float = 1e-6, mlp_ratios: tuple[int, int, int] = (3, 4, 6),
-                 downsample: str = "2x2"):
+                 downsample: str = "3x3"):
         if len(tuple(mlp_ratios)) != len(LSMDEPTH_SPEC.dims) or min(mlp_ratios) < 1:
             raise ValueError(f"mlp_ratios must be {len(LSMDEPTH_SPEC.dims)} integers >= 1 (one "
                              f"per stage), got {mlp_ratios}")
