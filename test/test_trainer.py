@@ -291,3 +291,31 @@ def test_cpu_amp_runs_the_forward_in_bfloat16_and_the_deformable_blocks_in_float
     with torch.autocast("cpu", dtype=torch.bfloat16):
         under = block(x)
     assert under.dtype == torch.float32 and torch.allclose(under, block(x))
+
+
+def test_resume_builds_the_network_the_run_began_with(tmp_path):
+    """A run whose config.yaml predates a default (lsmdepth's stride-2 convs went 2x2 -> 3x3)
+    resumes with the network its checkpoint recorded, not today's default."""
+    import yaml
+
+    cfg = {**TINY, "model": "lsmdepth", "height": 32, "width": 96, "steps": 2,
+           "checkpoint_interval": 1, "log_dir": str(tmp_path), "run_name": "old",
+           "model_options": {"drop_path_rate": 0.0, "downsample": "2x2"}, "augment": False}
+    Trainer(TrainConfig(**cfg), train_dataset=_tiny_data(frames=6)).train()
+    run = tmp_path / "old"
+    saved = yaml.safe_load((run / "config.yaml").read_text())
+    saved["model_options"] = {"drop_path_rate": 0.0}   # as written before the option existed
+    (run / "config.yaml").write_text(yaml.safe_dump(saved))
+    resumed = Trainer(TrainConfig.load(run / "config.yaml", steps=3), resume=run,
+                      train_dataset=_tiny_data(frames=6))
+    assert resumed.depth.options["downsample"] == "2x2" and resumed.step == 2
+    assert resumed.depth.encoder.stem2[0].conv.weight.shape[-1] == 2
+    resumed.train()
+    # an option the config does set still wins over the recorded one
+    assert state_options(run, {"downsample": "3x3"})["downsample"] == "3x3"
+
+
+def state_options(run, options):
+    from lsmdepth_ros.training.state import model_options_for, resolve_resume
+
+    return model_options_for(options, resolve_resume(run))

@@ -118,6 +118,23 @@ class ResumableSampler(Sampler):
 # run folder files
 
 
+def model_options_for(model_options: Mapping, resume_path: Path | None) -> dict:
+    """Options the depth network is built with: the config's; on resume completed with those
+    the checkpoint recorded, so that a default changed since the run began (lsmdepth's
+    stride-2 convs did) never changes a running run's network."""
+    if resume_path is None:
+        return dict(model_options)
+    from lsmdepth_ros.networks import saved_model_options
+
+    saved = torch.load(resume_path, map_location="cpu", weights_only=True)
+    if not isinstance(saved, dict) or "model" not in saved:
+        return dict(model_options)   # not a checkpoint: load_training_checkpoint says so
+    recorded = saved_model_options(saved["model"], dict(saved.get("options", {})))
+    for key in ("height", "width"):   # the config's (build_depth_model's own arguments)
+        recorded.pop(key, None)
+    return {**recorded, **model_options}
+
+
 def resolve_resume(resume: str | Path) -> Path:
     """The checkpoint a --resume argument names (a run folder's latest.pt or a file)."""
     path = Path(resume)

@@ -109,8 +109,8 @@ class Trainer:
         self.use_amp = self.autocast is torch.float16   # float16 needs the gradient scaler
 
         state.seed_everything(cfg.seed)  # identical initial weights on every rank
-        self.depth = build_depth_model(cfg.model, height=cfg.height, width=cfg.width,
-                                       **cfg.model_options).to(self.device)
+        self.depth = build_depth_model(cfg.model, height=cfg.height, width=cfg.width, **(
+            state.model_options_for(cfg.model_options, resume_path))).to(self.device)
         # PoseNet only where it is trained: no optimiser state, checkpoint or log otherwise
         self.pose = build_pose_model(**cfg.pose_options).to(self.device) \
             if cfg.trains_pose_network else None
