@@ -298,6 +298,8 @@ def test_resume_builds_the_network_the_run_began_with(tmp_path):
     resumes with the network its checkpoint recorded, not today's default."""
     import yaml
 
+    from lsmdepth_ros.training.state import model_options_for, resolve_resume
+
     cfg = {**TINY, "model": "lsmdepth", "height": 32, "width": 96, "steps": 2,
            "checkpoint_interval": 1, "log_dir": str(tmp_path), "run_name": "old",
            "model_options": {"drop_path_rate": 0.0, "downsample": "2x2"}, "augment": False}
@@ -312,10 +314,12 @@ def test_resume_builds_the_network_the_run_began_with(tmp_path):
     assert resumed.depth.encoder.stem2[0].conv.weight.shape[-1] == 2
     resumed.train()
     # an option the config does set still wins over the recorded one
-    assert state_options(run, {"downsample": "3x3"})["downsample"] == "3x3"
-
-
-def state_options(run, options):
-    from lsmdepth_ros.training.state import model_options_for, resolve_resume
-
-    return model_options_for(options, resolve_resume(run))
+    explicit = TrainConfig(**{**cfg, "model_options": {"downsample": "3x3"}})
+    assert model_options_for(explicit, resolve_resume(run))["downsample"] == "3x3"
+    # a recipe's next stage starting from this run's weights (init_checkpoint) builds the same
+    # network, and trains from those weights
+    stage2 = Trainer(TrainConfig(**{**cfg, "run_name": "stage2", "model_options": {},
+                                    "init_checkpoint": str(run / "model.pt")}),
+                     train_dataset=_tiny_data(frames=6))
+    assert stage2.depth.options["downsample"] == "2x2" and stage2.step == 0
+    torch.testing.assert_close(stage2.depth.state_dict(), resumed.depth.state_dict())

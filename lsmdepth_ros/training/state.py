@@ -118,21 +118,23 @@ class ResumableSampler(Sampler):
 # run folder files
 
 
-def model_options_for(model_options: Mapping, resume_path: Path | None) -> dict:
-    """Options the depth network is built with: the config's; on resume completed with those
-    the checkpoint recorded, so that a default changed since the run began (lsmdepth's
-    stride-2 convs did) never changes a running run's network."""
-    if resume_path is None:
-        return dict(model_options)
+def model_options_for(config: Any, resume_path: Path | None) -> dict:
+    """Options the depth network is built with: the config's `model_options`, completed with
+    those recorded by the checkpoint the run resumes from, or else starts from
+    (`init_checkpoint`, the same model), so that a default changed since (lsmdepth's stride-2
+    convs did) never breaks or alters a running run or a recipe's next stage."""
+    source = resume_path or (Path(config.init_checkpoint) if config.init_checkpoint else None)
+    if source is None or not source.is_file():
+        return dict(config.model_options)   # none, or an official folder: built as configured
     from lsmdepth_ros.networks import saved_model_options
 
-    saved = torch.load(resume_path, map_location="cpu", weights_only=True)
-    if not isinstance(saved, dict) or "model" not in saved:
-        return dict(model_options)   # not a checkpoint: load_training_checkpoint says so
+    saved = torch.load(source, map_location="cpu", weights_only=True)
+    if not isinstance(saved, dict) or saved.get("model") != config.model:
+        return dict(config.model_options)   # the loaders say what is wrong with it
     recorded = saved_model_options(saved["model"], dict(saved.get("options", {})))
     for key in ("height", "width"):   # the config's (build_depth_model's own arguments)
         recorded.pop(key, None)
-    return {**recorded, **model_options}
+    return {**recorded, **config.model_options}
 
 
 def resolve_resume(resume: str | Path) -> Path:

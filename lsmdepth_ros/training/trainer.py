@@ -110,7 +110,7 @@ class Trainer:
 
         state.seed_everything(cfg.seed)  # identical initial weights on every rank
         self.depth = build_depth_model(cfg.model, height=cfg.height, width=cfg.width, **(
-            state.model_options_for(cfg.model_options, resume_path))).to(self.device)
+            state.model_options_for(cfg, resume_path))).to(self.device)
         # PoseNet only where it is trained: no optimiser state, checkpoint or log otherwise
         self.pose = build_pose_model(**cfg.pose_options).to(self.device) \
             if cfg.trains_pose_network else None
