@@ -253,3 +253,23 @@ def test_training_config_builds_bag_sets_with_poses_and_held_out_depth(tmp_path)
     config.data_options = {"val_path": str(tmp_path / "held_out")}
     with pytest.raises(ValueError, match="gt_topic"):
         build_datasets(config, num_scales=1)
+
+
+def test_a_ros1_copy_of_a_bag_gives_the_same_poses_and_images(tmp_path):
+    """Public datasets ship ROS 1 bags: the same drive converted to ROS 1 (rosbags-convert, as a
+    user would) trains with the same images, camera and odometry poses."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    write_drive(tmp_path / "drive")
+    ros1 = tmp_path / "drive.bag"
+    convert = Path(sys.executable).parent / "rosbags-convert"
+    subprocess.run([str(convert), "--src", str(tmp_path / "drive"), "--dst", str(ros1)],
+                   check=True, capture_output=True)
+    a, b = dataset(tmp_path / "drive"), dataset(ros1)
+    assert len(a) == len(b) > 0
+    (ka, pa), (kb, pb) = next(iter(a.poses.items())), next(iter(b.poses.items()))
+    np.testing.assert_array_equal(pa, pb)
+    np.testing.assert_array_equal(a.load_rgb(ka, 0), b.load_rgb(kb, 0))
+    np.testing.assert_array_equal(a.intrinsics(ka, 64, 32), b.intrinsics(kb, 64, 32))
