@@ -223,4 +223,4 @@ def read_depth_png(path: str | Path, scale: float = KITTI_PNG_SCALE) -> np.ndarr
 def encode_depth_png(depth: np.ndarray) -> np.ndarray:
     """float metres (NaN / <= 0 invalid) -> KITTI uint16 (metres * 256, 0 = invalid)."""
     d = np.nan_to_num(np.asarray(depth, np.float64), nan=0.0, posinf=0.0)
-    return np.clip(np.round(d * 256.0), 0, 65535).astype(np.uint16)
+    return np.clip(np.round(d * KITTI_PNG_SCALE), 0, 65535).astype(np.uint16)

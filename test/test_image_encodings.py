@@ -160,3 +160,6 @@ def test_16bit_png_compressed_images_are_stretched_too():
     image, encoding = compressed_to_numpy(SimpleNamespace(data=png.tobytes(), format="png"))
     assert encoding == "mono8"
     np.testing.assert_array_equal(image, stretch_to_8bit(thermal))
+    # and independently of the helper: linear from zero, the 99.9th percentile at white
+    expected = np.clip(np.round(thermal * (255.0 / np.percentile(thermal, 99.9))), 0, 255)
+    assert np.abs(image.astype(int) - expected).max() <= 1

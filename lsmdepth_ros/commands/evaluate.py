@@ -15,6 +15,8 @@ import argparse
 import json
 import sys
 
+from lsmdepth_ros.metrics import KITTI_PNG_SCALE
+
 HELP = "evaluate a checkpoint with the Eigen protocol (synthetic, KITTI or image folders)"
 
 
@@ -35,7 +37,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--depths", help="folder: ground truth (.npy or float .tif metres, or "
                                          "uint16 .png, see --depth-png-scale), matched to "
                                          "images by file stem")
-    parser.add_argument("--depth-png-scale", type=float, default=256.0,
+    parser.add_argument("--depth-png-scale", type=float, default=KITTI_PNG_SCALE,
                         help="folder: uint16 PNG depth units per metre: 256 KITTI, 1000 "
                              "millimetres (NYU exports, RealSense, ROS 16UC1), 5000 TUM RGB-D")
     parser.add_argument("--sequences", type=int, default=2, help="synthetic on the fly: drives")

@@ -30,6 +30,7 @@ import numpy as np
 
 from lsmdepth_ros.bags.messages import CameraModel
 from lsmdepth_ros.geometry import scale_intrinsics
+from lsmdepth_ros.metrics import KITTI_PNG_SCALE
 from lsmdepth_ros.training.datasets.augment import AugmentOptions
 from lsmdepth_ros.training.datasets.base import DEPTH_KEY, MonoDataset, sequence_items
 
@@ -175,7 +176,7 @@ class ImageDepthFolder:
     provides_depth = True
 
     def __init__(self, images: str | Path, depths: str | Path, height: int, width: int,
-                 png_scale: float = 256.0):
+                 png_scale: float = KITTI_PNG_SCALE):
         images, depths = Path(images), Path(depths)
         for folder in (images, depths):
             if not folder.is_dir():

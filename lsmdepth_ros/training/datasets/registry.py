@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
+from lsmdepth_ros.metrics import KITTI_PNG_SCALE
 from lsmdepth_ros.options import TYPE_WORDS, accepts
 from lsmdepth_ros.training.datasets.augment import AugmentOptions
 from lsmdepth_ros.training.datasets.base import COMMON_ARGS
@@ -103,7 +104,7 @@ def _bag(cls, path, split, options, **common):
 
 def _depth_folder(cls, path, split, options, **common):
     return cls(path, options["depths"], height=common["height"], width=common["width"],
-               png_scale=options.get("png_scale", 256.0))
+               png_scale=options.get("png_scale", KITTI_PNG_SCALE))
 
 
 DATASETS: dict[str, DataKind] = {
