@@ -1,6 +1,8 @@
 """The domain-randomised world: exact depth per scene kind (against an independent float64 ray
 cast), determinism per seed, camera randomisation inside the stated ranges, sensor effects that
 leave depth untouched, and the data set's use of it."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -68,6 +70,11 @@ def test_indoor_scenes_are_closed_and_have_a_ceiling():
         drive = WorldDrive(4, _options(kind))
         assert drive.kind == kind and drive.scene.ceiling is not None
         assert np.isfinite(drive.render(3).depth).all(), kind   # walls everywhere: no sky
+    for seed in range(30):   # nor through an opening at a grazing angle, looking ahead or aside
+        for look in (0.0, 1.0):
+            opts = WorldOptions(width=W, height=H, frames=2, scenes=INDOOR_SCENES,
+                                look_around_prob=look)
+            assert np.isfinite(WorldDrive(seed, opts).render(0).depth).all(), (seed, look)
     outdoor = WorldDrive(4, _options("street"))
     assert outdoor.scene.ceiling is None
 
@@ -86,12 +93,16 @@ def test_same_seed_same_drive_other_seed_other_drive():
 def test_camera_randomisation_stays_inside_the_stated_ranges():
     opts = WorldOptions(width=W, height=H, frames=30)
     pitch, roll, height, hfov, aspect, kinds = [], [], [], [], [], set()
+    travel, side = [], []
     for seed in range(60):
         drive = WorldDrive(seed, opts)
         kinds.add(drive.kind)
         R = drive.poses[:, :3, :3]
         # R = Ry(yaw) Rx(pitch) Rz(roll): row 1 is (cos p sin r, cos p cos r, -sin p)
         pitch += list(np.degrees(-np.arcsin(R[:, 1, 2])))
+        # forward axis (column 2) = (cos p sin y, -sin p, cos p cos y)
+        yaw = np.degrees(np.arctan2(R[:, 0, 2], R[:, 2, 2]))
+        (side if np.abs(yaw).max() > 15 + 1e-9 else travel).append(yaw)
         roll += list(np.degrees(np.arctan2(R[:, 1, 0], R[:, 1, 1])))
         height += list(-drive.poses[:, 1, 3] - drive.scene.camera_support)
         K = drive.K
@@ -105,6 +116,24 @@ def test_camera_randomisation_stays_inside_the_stated_ranges():
     # and it does vary: most of each range is used
     assert np.ptp(pitch) > 12 and np.ptp(roll) > 3.5 and np.ptp(height) > 1.3
     assert np.ptp(hfov) > 40 and kinds == set(LAYOUTS)
+    # yaw: a drive looks along its path (+-15 deg) or to one side (20-90 deg) for all its frames
+    for yaw in side:
+        assert np.all((np.abs(yaw) >= 20 - 1e-9) & (np.abs(yaw) <= 90 + 1e-9))
+        assert np.all(np.sign(yaw) == np.sign(yaw[0]))
+    assert 0.15 < len(side) / 60 < 0.55          # look_around_prob 0.35
+    assert {np.sign(y[0]) for y in side} == {-1.0, 1.0}
+    assert np.ptp(np.concatenate(travel)) > 20
+
+
+def test_a_side_looking_camera_sees_a_corridor_nearer_than_one_looking_down_it():
+    # the same corridors with their cameras turned to a wall: the point of the look-around drives
+    ratios = []
+    for seed in range(6):
+        ahead = WorldDrive(seed, replace(_options("corridor"), look_around_prob=0.0))
+        aside = WorldDrive(seed, replace(_options("corridor"), look_around_prob=1.0))
+        assert np.array_equal(ahead.K, aside.K) and ahead.camera.height == aside.camera.height
+        ratios.append(np.nanmedian(aside.render(0).depth) / np.nanmedian(ahead.render(0).depth))
+    assert np.median(ratios) < 0.7, ratios
 
 
 def test_sensor_effects_change_the_image_not_the_depth():

@@ -173,8 +173,15 @@ def corridor(rng: np.random.Generator, length: float, camera_height: float) -> W
             if rng.random() < 0.35 and z < z1 - 3.0:
                 gap = rng.uniform(1.2, 3.0)
                 back = xw - inward * rng.uniform(1.5, 6.0)
+                # the cross corridor runs `reach` past the opening each way and is closed there:
+                # a ray through the opening at a grazing angle must still hit a wall, not the sky
+                reach = rng.uniform(0.5, 3.0)
+                za, zb = z - reach, z + gap + reach
                 xa, xb = sorted((back, back - inward * t))
-                b.box(xa, xb, 0.0, height, z - 0.5, z + gap + 0.5, wall, shadow=False)
+                b.box(xa, xb, 0.0, height, za, zb, wall, shadow=False)
+                xa, xb = sorted((xw, back - inward * t))
+                b.box(xa, xb, 0.0, height, za - t, za, wall, shadow=False)
+                b.box(xa, xb, 0.0, height, zb, zb + t, wall, shadow=False)
                 z += gap
     b.box(x0, x1, 0.0, height, z1, z1 + t, random_material(rng, WALL + ("planks",)),
           shadow=False)

@@ -6,7 +6,10 @@
 Per drive (all drawn from the seed, nothing else):
 - a scene kind from `options.scenes` (street, campus, room, corridor, warehouse) and its layout;
 - a camera: height 0.2-2.0 m above the surface it stands on, pitch +-10 deg, roll +-3 deg, a yaw
-  off the direction of travel, horizontal FOV 45-100 deg, and the aspect ratio of the real
+  off the direction of travel (+-15 deg, or for `look_around_prob` of the drives 20-90 deg to
+  either side: robots turn and hand-held cameras look at walls, shelves and furniture, not only
+  down a clear path, and a network that only saw open paths reads the top centre of every image
+  as far away), horizontal FOV 45-100 deg, and the aspect ratio of the real
   camera (`source_aspect`): the node squashes any camera image to the network's size, so a
   4:3 camera's image reaches the network with fy/fx = aspect * height / width, and the world
   renders exactly that image;
@@ -56,6 +59,8 @@ class WorldOptions:
     pitch_deg: tuple = (-10.0, 10.0)
     roll_deg: tuple = (-3.0, 3.0)
     yaw_deg: tuple = (-15.0, 15.0)        # off the direction of travel
+    look_around_prob: float = 0.35        # drives whose camera looks to a side ...
+    look_around_deg: tuple = (20.0, 90.0)  # ... by this much (either side)
     hfov_deg: tuple = (45.0, 100.0)
     source_aspect: tuple = (1.25, 3.4)    # width / height of the real camera's image
     sensor_effects: bool = True
@@ -72,7 +77,7 @@ class WorldOptions:
             raise ValueError(f"scenes must be a non-empty subset of {tuple(LAYOUTS)}, got "
                              f"{self.scenes}")
         for name in ("camera_height", "pitch_deg", "roll_deg", "yaw_deg", "hfov_deg",
-                     "source_aspect"):
+                     "source_aspect", "look_around_deg"):
             lo, hi = getattr(self, name)
             if not lo <= hi:
                 raise ValueError(f"{name} must be (low, high) with low <= high, got {(lo, hi)}")
@@ -81,6 +86,12 @@ class WorldOptions:
             raise ValueError(f"hfov_deg must lie in (0, 180), got {self.hfov_deg}")
         if self.camera_height[0] <= 0:
             raise ValueError(f"camera_height must be positive, got {self.camera_height}")
+        if not 0.0 <= self.look_around_prob <= 1.0:
+            raise ValueError(f"look_around_prob must lie in [0, 1], got {self.look_around_prob}")
+        if not (max(abs(v) for v in self.yaw_deg) < self.look_around_deg[0]
+                and self.look_around_deg[1] <= 90.0):
+            raise ValueError("look_around_deg must lie beyond yaw_deg and at most 90 deg, got "
+                             f"{self.look_around_deg} with yaw_deg {self.yaw_deg}")
 
 
 @dataclass(frozen=True)
@@ -105,11 +116,24 @@ def sample_camera(rng: np.random.Generator, options: WorldOptions) -> CameraSetu
     cx = w / 2 + rng.uniform(-0.02, 0.02) * w
     cy = h / 2 + rng.uniform(-0.03, 0.03) * h
     K = np.array([[fx, 0.0, cx], [0.0, fy, cy], [0.0, 0.0, 1.0]])
-    return CameraSetup(float(rng.uniform(*options.camera_height)),
-                       float(np.radians(rng.uniform(*options.pitch_deg))),
-                       float(np.radians(rng.uniform(*options.roll_deg))),
-                       float(np.radians(rng.uniform(*options.yaw_deg))), float(hfov),
-                       float(aspect), K)
+    height = float(rng.uniform(*options.camera_height))
+    pitch = float(np.radians(rng.uniform(*options.pitch_deg)))
+    roll = float(np.radians(rng.uniform(*options.roll_deg)))
+    yaw = float(np.radians(rng.uniform(*options.yaw_deg)))
+    # drawn after the rest so that every other camera value of a seed stays what it was
+    look, side, turn = rng.uniform(), rng.choice((-1.0, 1.0)), rng.uniform(*options.look_around_deg)
+    if look < options.look_around_prob:
+        yaw = float(side * np.radians(turn))
+    return CameraSetup(height, pitch, roll, yaw, float(hfov), float(aspect), K)
+
+
+def yaw_limits(options: WorldOptions, yaw: float) -> tuple[float, float]:
+    """The range (radians) a drive's yaw wobbles in: the travel range, or its look-around side."""
+    lo, hi = np.radians(options.yaw_deg)
+    if lo - 1e-9 <= yaw <= hi + 1e-9:
+        return float(lo), float(hi)
+    a, b = np.radians(options.look_around_deg)
+    return (float(a), float(b)) if yaw > 0 else (float(-b), float(-a))
 
 
 def _wobble(rng: np.random.Generator, n: int, base: float, amplitude: float, lo: float,
@@ -161,7 +185,7 @@ class WorldDrive:
             height = np.minimum(height, self.scene.ceiling - 0.3)
         pitch = _wobble(rng, n, cam.pitch, rad(1.5), *rad(opt.pitch_deg))
         roll = _wobble(rng, n, cam.roll, rad(0.7), *rad(opt.roll_deg))
-        yaw = _wobble(rng, n, cam.yaw, rad(3.0), *rad(opt.yaw_deg))
+        yaw = _wobble(rng, n, cam.yaw, rad(3.0), *yaw_limits(opt, cam.yaw))
         poses = np.tile(np.eye(4), (n, 1, 1))
         for j in range(n):
             poses[j, :3, :3] = rot_y(yaw[j]) @ rot_x(pitch[j]) @ rot_z(roll[j])
