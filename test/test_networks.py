@@ -80,6 +80,29 @@ def test_lsmdepth_speed_options_change_exactly_the_mlps_and_stride2_convs():
         build_depth_model("lsmdepth", downsample="4x4")
 
 
+
+@pytest.mark.parametrize("downsample", ["3x3", "2x2"])
+def test_split_rgb_encoder_computes_the_concatenated_convs(downsample):
+    # lsmdepth's split convs and conv pool are the same function as Lite-Mono's concatenation
+    # and AvgPool2d(3, 2, 1, count_include_pad) with the same weights (and keys)
+    torch.manual_seed(0)
+    model = build_depth_model("lsmdepth", height=96, width=320, downsample=downsample).eval()
+    encoder = model.encoder
+    assert encoder.split_rgb
+    assert not build_depth_model("lite-mono", height=64, width=192).encoder.split_rgb
+    assert not build_depth_model("lsmdepth-official", height=64, width=192).encoder.split_rgb
+    x = torch.rand(2, 3, 96, 320)
+    with torch.no_grad():
+        split = encoder(x)
+        encoder.split_rgb = False
+        joined = encoder(x)
+    for a, b in zip(split, joined):
+        assert torch.allclose(a, b, atol=1e-5, rtol=1e-4)
+    odd = torch.rand(1, 3, 37, 51)
+    encoder.split_rgb = True
+    assert torch.allclose(encoder._pool(odd), F.avg_pool2d(odd, 3, 2, 1), atol=1e-6)
+    assert not any("pool_kernel" in k for k in model.state_dict())
+
 @pytest.mark.parametrize("name", ALL_MODELS)
 def test_output_shapes_and_range_at_several_sizes(name):
     model = build_depth_model(name, height=64, width=192).eval()

@@ -84,6 +84,35 @@ def test_export_command_writes_verified_lsmdepth_with_deformconv(lsmdepth_checkp
     assert meta["lsmdepth.precision"] == "fp32"
 
 
+def test_lsmdepth_graph_gives_onnx_runtime_blocked_convs(lsmdepth_checkpoint, tmp_path):
+    # split_rgb: no AveragePool, every conv's weight a constant (so INT8 quantises it per
+    # channel), and no dense conv over 51 / 99 / 163 channels (the concatenated RGB pyramid),
+    # which ONNX Runtime cannot run in its blocked NCHWc layout; Lite-Mono keeps its graph.
+    def dense_conv_inputs(name, model):
+        path = tmp_path / f"{name}.onnx"
+        export_onnx(model, path, min_depth=0.1, max_depth=100.0)
+        graph = onnx.load(str(path)).graph
+        weights = {i.name: i for i in graph.initializer}
+        ops = [n.op_type for n in graph.node]
+        channels = []
+        for node in graph.node:
+            if node.op_type != "Conv":
+                continue
+            assert node.input[1] in weights, f"{name}: {node.name}'s weight is computed"
+            group = next((a.i for a in node.attribute if a.name == "group"), 1)
+            if group == 1:
+                channels.append(weights[node.input[1]].dims[1])
+        return ops, channels
+
+    ops, channels = dense_conv_inputs("lsmdepth", lsmdepth_checkpoint[0])
+    assert "AveragePool" not in ops and "Slice" not in ops
+    assert channels.count(3) == 4        # the stem's first conv and the three RGB halves
+    assert {c for c in channels if c % 8} == {2, 3}   # 2: the skip attention's spatial conv
+    ops, channels = dense_conv_inputs("lite-mono", build_depth_model("lite-mono", height=H,
+                                                                     width=W))
+    assert ops.count("AveragePool") == 3 and {51, 99, 163} <= set(channels)
+
+
 def test_fp16_export_keeps_float32_io_and_stays_close(lsmdepth_checkpoint, tmp_path):
     model, _ = lsmdepth_checkpoint
     path = tmp_path / "half.onnx"

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import statistics
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .timing import time_in_turns
 
 CALIBRATION_SEED, HELD_OUT_SEED = 0, 1
 
@@ -82,12 +83,9 @@ def run_int8(checkpoint: str, height: int, width: int, threads: list[int], repea
                                 int8_abs_rel=abs_rel["int8"], float_ops=float_ops)
             _, batch = est["fp32"].preprocess(held_out[0].rgb, "rgb8")
             batch = batch.copy()
-            for r in range(repeats + 2):  # round-robin, the first two untimed
-                for name, times in (("fp32", result.fp32_ms), ("int8", result.int8_ms)):
-                    t0 = time.perf_counter()
-                    est[name].network_output(batch)
-                    if r >= 2:
-                        times.append(1e3 * (time.perf_counter() - t0))
+            times = time_in_turns({name: (lambda e=e, b=batch: e.network_output(b))
+                                   for name, e in est.items()}, repeats, warmup=2)
+            result.fp32_ms, result.int8_ms = times["fp32"], times["int8"]
             results.append(result)
     return results
 

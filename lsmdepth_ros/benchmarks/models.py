@@ -5,10 +5,12 @@
 
 Every model is exported to ONNX (parity-checked) in a temporary folder. Latencies are batch 1
 at 640x192 by default, the median over ``--repeats`` timed runs after ``--warmup`` runs, for
-each thread count of ``--threads``. Models are timed round-robin (one run of each in turn), so
-a busy machine slows all of them alike and the ratios to ``lite-mono``, always measured in the
-same run, stay meaningful. GFLOPs = 2 x multiply-adds from ``torch.utils.flop_counter``
-(deformable convolutions included through a registered formula). Oversubscribed thread pools
+each thread count of ``--threads``. Models are timed round-robin (PyTorch one run of each in
+turn, then ONNX Runtime in turns of a few runs), so a busy machine slows all of them alike and
+the ratios to ``lite-mono``, always measured in the same run, stay meaningful. ONNX Runtime
+sessions are opened as the node opens them (`onnx.runtime.open_session`). GFLOPs = 2 x
+multiply-adds from ``torch.utils.flop_counter`` (deformable convolutions included through a
+registered formula). Oversubscribed thread pools
 make multi-threaded timings swing by several times on a busy machine.
 
 ``--int8``: INT8 vs fp32 latency and held-out AbsRel (`benchmarks.int8`); ``--startup``: node
@@ -25,6 +27,8 @@ import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .timing import time_in_turns
 
 BASELINE = "lite-mono"
 SPEED_TARGET = 0.8  # lsmdepth ONNX Runtime latency / lite-mono's, issue 14
@@ -104,37 +108,39 @@ def run_benchmarks(names: list[str], height: int, width: int, repeats: int, warm
         for threads in thread_counts:
             if threads:
                 torch.set_num_threads(threads)
-            sessions = {n: _ort_session(p, threads) for n, p in paths.items()}
             results = [ModelResult(r.name, r.params, r.gflops, r.parity) for r in base]
             print(f"timing with {threads or 'default'} thread(s): {warmup} warm-up + {repeats} "
                   "timed runs per model, round-robin", file=out, flush=True)
+            # PyTorch first, then ONNX Runtime, never interleaved: the idle workers of one
+            # library's thread pool spin on the cores the other is being timed on (PyTorch's
+            # OpenMP workers after every run), which added a constant to every ONNX Runtime
+            # run on 2 threads and pulled all ratios towards 1.
             with torch.no_grad():
                 for r in range(warmup + repeats):
                     for result in results:
                         t0 = time.perf_counter()
                         models[result.name](image)
-                        t1 = time.perf_counter()
-                        if use_onnx:
-                            sessions[result.name].run(["disp"], {"image": image_np})
-                        t2 = time.perf_counter()
                         if r >= warmup:
-                            result.torch_ms.append(1e3 * (t1 - t0))
-                            if use_onnx:
-                                result.ort_ms.append(1e3 * (t2 - t1))
+                            result.torch_ms.append(1e3 * (time.perf_counter() - t0))
+            if use_onnx:
+                _time_onnx_runtime(paths, results, image_np, threads, repeats, warmup)
             all_results.append(results)
     return all_results
 
 
-def _ort_session(path: Path, threads: int | None):
-    import onnxruntime as ort
+def _time_onnx_runtime(paths: dict, results: list[ModelResult], image_np, threads: int | None,
+                       repeats: int, warmup: int) -> None:
+    """ONNX Runtime latencies of sessions opened as the node opens them (`onnx.runtime`: all
+    graph optimisations, workers that spin while waiting for work), taking turns."""
+    from ..onnx.runtime import open_session
 
-    opts = ort.SessionOptions()
-    opts.log_severity_level = 3
-    # Idle onnxruntime workers must not spin and steal the CPU from the PyTorch runs in between.
-    opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-    if threads:
-        opts.intra_op_num_threads = threads
-    return ort.InferenceSession(str(path), opts, providers=["CPUExecutionProvider"])
+    sessions = {n: open_session(p, device="cpu", num_threads=threads or 0,
+                                say=lambda _: None).session for n, p in paths.items()}
+    feed = {"image": image_np}
+    times = time_in_turns({r.name: (lambda s=sessions[r.name]: s.run(["disp"], feed))
+                           for r in results}, repeats, warmup)
+    for result in results:
+        result.ort_ms = times[result.name]
 
 
 def format_table(results: list[ModelResult], height: int, width: int,

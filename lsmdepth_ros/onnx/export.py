@@ -99,6 +99,16 @@ def _for_export(model: nn.Module, fp16: bool) -> nn.Module:
     return model.half() if fp16 else model
 
 
+def _fold_weight_slices(onnx_model):
+    """Constant-fold ops on weights (the slices of `HybridEncoder(split_rgb=True)`'s split convs)
+    so every conv has its weight as an initializer: the INT8 quantiser quantises only those per
+    channel, and runtimes need not fold at start-up. The exporter's own pass skips tensors over
+    8192 values."""
+    from onnxscript import optimizer
+
+    return optimizer.optimize(onnx_model, input_size_limit=1 << 24, output_size_limit=1 << 24)
+
+
 def _verification_input(height: int, width: int) -> torch.Tensor:
     """A deterministic, image-like input: smooth gradients plus seeded noise."""
     g = torch.Generator().manual_seed(0)
@@ -187,6 +197,8 @@ def export_onnx(model: nn.Module, path: str | os.PathLike, *, min_depth: float, 
                 raise OnnxExportError(f"torch.onnx export of {name} failed: {exc}") from exc
             finally:
                 raw.unlink(missing_ok=True)
+            if not compat:
+                onnx_model = _fold_weight_slices(onnx_model)
             onnx_model.producer_name = "lsmdepth_ros"
             meta = {
                 "model": name, "options": json.dumps(options, sort_keys=True),
