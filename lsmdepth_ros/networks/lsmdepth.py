@@ -13,11 +13,11 @@ Skeleton and widths are Lite-Mono's (stem, RGB pyramid re-injection, three stage
   convs (ConvNeXt, Swin; 4 taps instead of 9): 5 % faster, but in a side-by-side 600-step
   training (3 seeds) held-out AbsRel went from 0.1289 with 3x3 convs to 0.1342 (Lite-Mono
   0.1259), so the default keeps 3x3. ``mlp_ratios=(6, 6, 6)`` is the first design (0.1277 over
-  seeds 0 and 1, 0.9x Lite-Mono's latency); checkpoints saved before these options existed load
+  seeds 0 and 1, 0.86x Lite-Mono's latency); checkpoints saved before these options existed load
   as that, and every checkpoint records its own options.
 * The RGB-pyramid convs are split (``HybridEncoder(split_rgb=True)``): the same weights and
-  function, in a graph whose convs ONNX Runtime runs in its fast blocked layout (0.82 -> 0.74x
-  Lite-Mono's latency on 2 threads, 0.79 -> 0.73x on 1; Lite-Mono keeps its authors' graph).
+  function, in a graph whose convs ONNX Runtime runs in its fast blocked layout (about 0.82 ->
+  0.72x Lite-Mono's latency on 2 threads, 0.79 -> 0.72x on 1; Lite-Mono keeps its authors' graph).
 * Global blocks (the last block of each stage) use kernelised *linear attention* (phi = elu+1)
   with pre-norm residuals instead of XCA; the first stage adds a Fourier positional encoding.
 * Local blocks are dilated depthwise convolutions (same dilation rule as Lite-Mono, see
