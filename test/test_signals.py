@@ -166,3 +166,32 @@ def test_a_signal_inside_a_finaliser_is_retried_not_swallowed():
         for s, h in old.items():
             signal.signal(s, h)
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def test_a_signal_inside_set_name_is_retried_not_wrapped():
+    # CI saw a signal land while torchvision's import created a class: Python wraps an
+    # exception from a descriptor's __set_name__ in "RuntimeError: Error calling __set_name__",
+    # a traceback and exit code 1 instead of a clean stop. The guard defers it.
+    from lsmdepth_ros.ros.process import Interrupted, SignalGuard
+
+    guard = SignalGuard()
+    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGALRM)}
+    try:
+        guard.install()
+        with pytest.raises(Interrupted) as caught, guard.interruptible():
+            class Named:
+                def __set_name__(self, owner, name):
+                    os.kill(os.getpid(), signal.SIGINT)   # lands inside __set_name__
+                    time.sleep(0.05)
+
+            class Owner:   # creating it calls __set_name__
+                attribute = Named()
+
+            deadline = time.monotonic() + 5
+            while time.monotonic() < deadline:   # the retry raises here, outside __set_name__
+                time.sleep(0.001)
+        assert caught.type is Interrupted and guard.requested.is_set()
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)

@@ -48,9 +48,8 @@ class SignalGuard:
             self._raise_when_safe(frame)
 
     def _raise_when_safe(self, frame) -> None:
-        """Raise Interrupted unless the signal landed where Python would swallow the exception
-        (a weakref callback such as importlib's module-lock cleanup, or a `__del__`: it prints
-        "Exception ignored in ..." and carries on); then retry from SIGALRM 20 ms later."""
+        """Raise Interrupted unless the signal landed where Python would swallow or wrap the
+        exception (`_DEFER_IN`); then retry from SIGALRM 20 ms later."""
         if self._interruptible and _swallows_exceptions(frame):
             signal.signal(signal.SIGALRM, lambda _s, f: self._raise_when_safe(f))
             signal.setitimer(signal.ITIMER_REAL, RETRY_S)
@@ -72,10 +71,17 @@ class SignalGuard:
             signal.setitimer(signal.ITIMER_REAL, 0)   # no retry pending past this step
 
 
+# Frames where Python does not let an exception through as it is: it swallows one raised in a
+# finaliser or importlib's module-lock weakref callback ("Exception ignored in ..."), and wraps
+# one raised in a descriptor's __set_name__ into a RuntimeError (a class body being created by
+# an import, e.g. torch's `cached_property`s while torchvision loads).
+_DEFER_IN = ("__del__", "__set_name__")
+
+
 def _swallows_exceptions(frame) -> bool:
     while frame is not None:
         code = frame.f_code
-        if code.co_name == "__del__" or (code.co_name == "cb"
+        if code.co_name in _DEFER_IN or (code.co_name == "cb"
                                          and code.co_filename.startswith("<frozen importlib")):
             return True
         frame = frame.f_back
