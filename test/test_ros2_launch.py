@@ -175,7 +175,12 @@ class Camera:
                     key = (depth.header.stamp.sec, depth.header.stamp.nanosec)
                     if key in self.sent and key in infos:
                         return depth, infos[key]
-        pytest.fail(f"no depth within {timeout:.0f} s:\n{run.log()}")
+        with self.lock:   # what the test saw of the graph: discovery vs. processing
+            got = {topic: len(msgs) for topic, msgs in self.received.items()}
+        graph = {topic: (self.node.count_publishers(topic), self.node.count_subscribers(topic))
+                 for topic in (self.pub_image.topic_name, self.pub_info.topic_name)}
+        pytest.fail(f"no depth within {timeout:.0f} s: sent {len(self.sent)} frames, received "
+                    f"{got}, (publishers, subscribers) per input topic {graph}:\n{run.log()}")
 
     def call(self, kind, service: str, request, timeout: float = 60.0):
         client = self.node.create_client(kind, service)
