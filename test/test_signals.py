@@ -129,12 +129,32 @@ def test_signals_at_any_moment_exit_cleanly(checkpoint, tmp_path):
     assert not bad, f"start-up {startup:.1f} s; unclean exits: {bad}"
 
 
-def test_a_signal_inside_a_finaliser_is_retried_not_swallowed():
+@pytest.fixture
+def guard():
+    """An installed SignalGuard; the process's handlers are restored afterwards."""
+    from lsmdepth_ros.ros.process import SignalGuard
+
+    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGALRM)}
+    try:
+        yield SignalGuard().install()
+    finally:
+        for s, h in old.items():
+            signal.signal(s, h)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+
+
+def _wait_for_the_retry() -> None:
+    deadline = time.monotonic() + 5
+    while time.monotonic() < deadline:   # the retry raises here, outside the deferring frame
+        time.sleep(0.001)
+
+
+def test_a_signal_inside_a_finaliser_is_retried_not_swallowed(guard):
     # Python prints "Exception ignored" for an exception raised in a __del__ (or importlib's
     # module-lock weakref callback) and carries on: the guard must defer such a signal.
     import gc
 
-    from lsmdepth_ros.ros.process import Interrupted, SignalGuard, _swallows_exceptions
+    from lsmdepth_ros.ros.process import Interrupted, _swallows_exceptions
 
     seen = {}
 
@@ -147,51 +167,31 @@ def test_a_signal_inside_a_finaliser_is_retried_not_swallowed():
     assert seen["inside"] is True
     assert _swallows_exceptions(sys._getframe()) is False
 
-    guard = SignalGuard()
-    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGALRM)}
-    try:
-        guard.install()
-        with pytest.raises(Interrupted), guard.interruptible():
-            class Signalling:
-                def __del__(self):
-                    os.kill(os.getpid(), signal.SIGINT)   # lands inside the finaliser
+    with pytest.raises(Interrupted), guard.interruptible():
+        class Signalling:
+            def __del__(self):
+                os.kill(os.getpid(), signal.SIGINT)   # lands inside the finaliser
 
-            Signalling()
-            gc.collect()
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline:   # the retry raises here, outside __del__
-                time.sleep(0.001)
-        assert guard.requested.is_set()
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        Signalling()
+        gc.collect()
+        _wait_for_the_retry()
+    assert guard.requested.is_set()
 
 
-def test_a_signal_inside_set_name_is_retried_not_wrapped():
+def test_a_signal_inside_set_name_is_retried_not_wrapped(guard):
     # CI saw a signal land while torchvision's import created a class: Python wraps an
     # exception from a descriptor's __set_name__ in "RuntimeError: Error calling __set_name__",
     # a traceback and exit code 1 instead of a clean stop. The guard defers it.
-    from lsmdepth_ros.ros.process import Interrupted, SignalGuard
+    from lsmdepth_ros.ros.process import Interrupted
 
-    guard = SignalGuard()
-    old = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGALRM)}
-    try:
-        guard.install()
-        with pytest.raises(Interrupted) as caught, guard.interruptible():
-            class Named:
-                def __set_name__(self, owner, name):
-                    os.kill(os.getpid(), signal.SIGINT)   # lands inside __set_name__
-                    time.sleep(0.05)
+    with pytest.raises(Interrupted) as caught, guard.interruptible():
+        class Named:
+            def __set_name__(self, owner, name):
+                os.kill(os.getpid(), signal.SIGINT)   # lands inside __set_name__
+                time.sleep(0.05)
 
-            class Owner:   # creating it calls __set_name__
-                attribute = Named()
+        class Owner:   # creating it calls __set_name__
+            attribute = Named()
 
-            deadline = time.monotonic() + 5
-            while time.monotonic() < deadline:   # the retry raises here, outside __set_name__
-                time.sleep(0.001)
-        assert caught.type is Interrupted and guard.requested.is_set()
-    finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        _wait_for_the_retry()
+    assert caught.type is Interrupted and guard.requested.is_set()

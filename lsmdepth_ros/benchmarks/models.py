@@ -10,8 +10,8 @@ turn, then ONNX Runtime in turns of a few runs), so a busy machine slows all of 
 the ratios to ``lite-mono``, always measured in the same run, stay meaningful. ONNX Runtime
 sessions are opened as the node opens them (`onnx.runtime.open_session`). GFLOPs = 2 x
 multiply-adds from ``torch.utils.flop_counter`` (deformable convolutions included through a
-registered formula). Oversubscribed thread pools
-make multi-threaded timings swing by several times on a busy machine.
+registered formula). Oversubscribed thread pools make multi-threaded timings swing by several
+times on a busy machine.
 
 ``--int8``: INT8 vs fp32 latency and held-out AbsRel (`benchmarks.int8`); ``--startup``: node
 start-up time and memory, torch vs ONNX-only (`benchmarks.startup`); ``--train-steps N``:

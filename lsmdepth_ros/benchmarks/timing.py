@@ -15,9 +15,10 @@ from collections.abc import Callable
 TURN = 4  # timed runs per runner per turn
 
 
-def time_in_turns(runners: dict[str, Callable[[], object]], repeats: int,
-                  warmup: int) -> dict[str, list[float]]:
-    """At least `repeats` latencies in ms per runner, after `warmup` untimed runs of each."""
+def time_in_turns(runners: dict[str, Callable[[], object]], repeats: int, warmup: int,
+                  clock: Callable[[], float] = time.perf_counter) -> dict[str, list[float]]:
+    """At least `repeats` latencies in ms per runner, after `warmup` untimed runs of each
+    (`clock`: seconds)."""
     for run in runners.values():
         for _ in range(warmup):
             run()
@@ -26,7 +27,7 @@ def time_in_turns(runners: dict[str, Callable[[], object]], repeats: int,
         for name, run in runners.items():
             run()
             for _ in range(TURN):
-                t0 = time.perf_counter()
+                t0 = clock()
                 run()
-                times[name].append(1e3 * (time.perf_counter() - t0))
+                times[name].append(1e3 * (clock() - t0))
     return times

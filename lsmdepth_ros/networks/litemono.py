@@ -119,7 +119,8 @@ class HybridEncoder(nn.Module):
                 StemConv(dims[i] * 2 + in_chans, dims[i + 1], 3, stride=2, padding=1)))
         self.input_pool = nn.AvgPool2d(3, stride=2, padding=1)
         # the same pool as a depthwise conv (zero padding counted, as count_include_pad does)
-        self.register_buffer("pool_kernel", torch.full((in_chans, 1, 3, 3), 1.0 / 9.0),
+        k = self.input_pool.kernel_size
+        self.register_buffer("pool_kernel", torch.full((in_chans, 1, k, k), 1.0 / (k * k)),
                              persistent=False)
 
         table = select_dilations(spec, height, width, dilations)
@@ -165,8 +166,9 @@ class HybridEncoder(nn.Module):
     def _pool(self, x: torch.Tensor) -> torch.Tensor:
         if not self.split_rgb:
             return self.input_pool(x)
-        return F.conv2d(x, self.pool_kernel.to(x.dtype), stride=2, padding=1,
-                        groups=x.shape[1])
+        pool = self.input_pool
+        return F.conv2d(x, self.pool_kernel.to(x.dtype), stride=pool.stride,
+                        padding=pool.padding, groups=x.shape[1])
 
     def _merge(self, layer: nn.Sequential, parts: tuple[torch.Tensor, ...]) -> torch.Tensor:
         """`layer` (one bias-free StemConv) over the concatenation of `parts`, RGB last."""
