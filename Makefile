@@ -9,7 +9,8 @@ STAMP   = $(VENV)/.installed
 VENV_JAZZY  ?= .venv-jazzy
 JAZZY_STAMP  = $(VENV_JAZZY)/.installed
 JAZZY_TESTS ?= test/test_node.py test/test_node_inputs.py test/test_lifecycle_node.py \
-               test/test_transport.py test/test_params.py test/test_messages.py test/test_bags.py
+               test/test_transport.py test/test_params.py test/test_messages.py test/test_bags.py \
+               test/test_sim_time.py
 
 .PHONY: venv venv-jazzy demo lint test test-jazzy benchmark clean-venv
 

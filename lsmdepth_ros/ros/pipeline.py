@@ -18,6 +18,7 @@ import traceback
 import numpy as np
 from diagnostic_msgs.msg import DiagnosticArray
 from rclpy.callback_groups import MutuallyExclusiveCallbackGroup
+from rclpy.clock import Clock, ClockType
 from sensor_msgs.msg import CameraInfo, CompressedImage, Image, PointCloud2
 
 from lsmdepth_ros.inference import DepthEstimator, image_to_rgb
@@ -95,8 +96,12 @@ class DepthPipeline:
             node.create_timer(opts.diagnostics_period, self._publish_diagnostics,
                               callback_group=MutuallyExclusiveCallbackGroup()),
             # Same group as the input callbacks: never destroys a subscription mid-callback.
+            # Steady time, not the node's clock: with use_sim_time and no /clock yet (a bag
+            # not playing, a paused simulator) ROS time stands still, and a timer on it never
+            # fired, so a node that started before its first subscriber never subscribed.
             node.create_timer(SUBSCRIBER_CHECK_S, self._follow_subscribers,
-                              callback_group=self._inputs_group)]
+                              callback_group=self._inputs_group,
+                              clock=Clock(clock_type=ClockType.STEADY_TIME))]
         self._stop.clear()
         self.pairing.reopen()
         self._worker = threading.Thread(target=self._work_loop, name="lsmdepth-inference",
