@@ -202,10 +202,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="also train lsmdepth and lite-mono side by side for this many "
                              "steps (supervised on synthetic depth, 1 thread)")
     parser.add_argument("--train-seeds", default="0",
-                        help="comma-separated training seeds for --train-steps (mean reported)")
+                        help="training seeds for --train-steps, e.g. 0,1,2 or 0-9 (mean reported; "
+                             "with 2 or more, the no-loss verdict against lite-mono)")
     parser.add_argument("--train-world", default="drive", choices=("drive", "random"),
                         help="--train-steps data: the street drive at 192x64 or the randomised "
                              "world at 320x96")
+
+
+def parse_seeds(text: str) -> tuple[int, ...]:
+    """"0,3,5-7" -> (0, 3, 5, 6, 7); ValueError on anything else."""
+    seeds: list[int] = []
+    for part in (p.strip() for p in text.split(",")):
+        if not part:
+            continue
+        first, _, last = part.partition("-")
+        lo, hi = int(first), int(last or first)
+        if hi < lo:
+            raise ValueError(f"empty seed range {part!r}")
+        seeds += range(lo, hi + 1)
+    return tuple(seeds)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -243,17 +258,34 @@ def run(args: argparse.Namespace) -> int:
         from .accuracy import format_accuracy, train_side_by_side
 
         try:
-            seeds = tuple(int(s) for s in args.train_seeds.split(",") if s.strip())
+            seeds = parse_seeds(args.train_seeds)
         except ValueError:
-            print(f"--train-seeds must be comma-separated integers, got {args.train_seeds!r}",
-                  file=sys.stderr)
+            print(f"--train-seeds must be comma-separated integers or ranges (0-9), got "
+                  f"{args.train_seeds!r}", file=sys.stderr)
             return 2
-        tables.append(format_accuracy(train_side_by_side(
-            ["lsmdepth", BASELINE], args.train_steps, seeds=seeds or (0,),
-            world=args.train_world)))
+        rows = train_side_by_side(["lsmdepth", BASELINE], args.train_steps, seeds=seeds or (0,),
+                                  world=args.train_world)
+        tables.append(format_accuracy(rows))
+        if not args.no_onnx:
+            tables.append(_speed_and_accuracy(per_threads, thread_counts, rows))
     print()
     print("\n\n".join(tables))
     return 0
+
+
+def _speed_and_accuracy(per_threads, thread_counts, rows: list[dict]) -> str:
+    """Latency ratio and short-training AbsRel side by side, one row per model."""
+    threads = [t or "default" for t in thread_counts]
+    lines = ["| model | " + " | ".join(f"ONNX Runtime x, {t} thread(s)" for t in threads)
+             + " | short-training abs_rel |", "|---|" + "---:|" * (len(threads) + 1)]
+    for row in rows:
+        ratios = []
+        for results in per_threads:
+            base = next(r for r in results if r.name == BASELINE)
+            mine = next((r for r in results if r.name == row["model"]), None)
+            ratios.append(f"{mine.ort_median / base.ort_median:.2f}" if mine else "-")
+        lines.append(f"| {row['model']} | " + " | ".join(ratios) + f" | {row['abs_rel']:.4f} |")
+    return "\n".join(lines)
 
 
 def _startup_table(checkpoint: str) -> str:
