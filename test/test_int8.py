@@ -72,6 +72,10 @@ def test_quantised_graph_keeps_attention_heads_and_deformconv_float(fp32):
         product_in_attention = "attn" in scope and not has_weight[node.name]
         float_scope = product_in_attention or "skip_att" in scope or node.name == head
         assert fed_int8 == (node.op_type != "DeformConv" and not float_scope), node.name
+    # every GELU of the network (the bias-Add ones of the global blocks included) is int8
+    gelus = sum(n.op_type == "Gelu" for n in fp32_graph.node)
+    assert gelus > 0 and report.gelu_lookups == gelus
+    assert not any(n.op_type == "Gelu" for n in graph.node)
     meta = read_onnx_metadata(fp32 / "int8.onnx")
     assert meta["lsmdepth.precision"] == "int8" and "DeformConv" in meta["lsmdepth.float_ops"]
     assert meta["lsmdepth.model"] == "lsmdepth" and meta["lsmdepth.max_depth"] == "80.0"

@@ -1,6 +1,7 @@
 """GELU between int8 layers as look-ups: the rewritten island stays within the sigmoid form's
-bound (0.021) plus one output step of GELU (computed here with math.erf), onnxruntime runs it as its int8
-QLinearSigmoid + QLinearMul, and the quantiser includes the bias Adds in front of GELUs."""
+bound (0.021) plus one output step of GELU (computed here with math.erf), onnxruntime runs it
+as its int8 QLinearSigmoid + QLinearMul, and the quantiser includes the bias Adds in front of
+GELUs."""
 from __future__ import annotations
 
 import math
@@ -52,7 +53,9 @@ def test_lookup_gelu_close_to_exact(scales, tmp_path):
 
     model = _island(*scales)
     assert np.abs(_run(model, x).astype(int) - want).max() <= 1  # float GELU: exact up to rounding
-    assert gelu_as_lookups(model) == 1
+    added = gelu_as_lookups(model)
+    assert len(added) == 1
+    assert [model.graph.node[i].name for i in (2, 5)] == list(added[0])   # its Sigmoid and Mul
     assert not any(n.op_type == "Gelu" for n in model.graph.node)
     optimized = tmp_path / "opt.onnx"
     got = _run(model, x, str(optimized)).astype(int)
@@ -70,7 +73,7 @@ def test_only_quantised_gelus_are_rewritten():
     model = _island(0.04, 10, 0.04, 4)
     model.graph.node[2].op_type = "Identity"  # the Gelu's output is no longer re-quantised
     del model.graph.node[2].input[1:]
-    assert gelu_as_lookups(model) == 0
+    assert gelu_as_lookups(model) == []
     assert [n.op_type for n in model.graph.node] == ["DequantizeLinear", "Gelu", "Identity"]
 
 

@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 
 from ..atomic_files import atomic_path
-from .int8_gelu import LOOKUP_NODE_SUFFIXES, bias_adds_before_gelu, gelu_as_lookups
+from .int8_gelu import SIGMOID_GAIN, bias_adds_before_gelu, gelu_as_lookups
 from .spec import META
 
 ATTENTION_SCOPES = ("attn", "xca")
@@ -61,8 +61,9 @@ class QuantizationReport:
     def describe(self) -> str:
         def listing(counts: dict[str, int]) -> str:
             return ", ".join(f"{op} x{n}" for op, n in sorted(counts.items())) or "none"
-        return (f"{self.quantized_nodes} Conv/Gemm/MatMul nodes in int8; {self.gelu_lookups} GELUs as "
-                f"int8 look-ups (x sigmoid(1.702 x)); kept float on purpose (attention products, skip gates, disparity head): {listing(self.kept_float)}; "
+        return (f"{self.quantized_nodes} Conv/Gemm/MatMul nodes in int8; {self.gelu_lookups} GELUs "
+                f"as int8 look-ups (x sigmoid({SIGMOID_GAIN} x)); kept float on purpose (attention "
+                f"products, skip gates, disparity head): {listing(self.kept_float)}; "
                 f"float for lack of an int8 kernel: {listing(self.float_ops)}")
 
 
@@ -176,8 +177,7 @@ def quantize_int8(fp32_path: str | os.PathLike, out_path: str | os.PathLike,
         quantized = onnx.load(str(raw))
     gelu_lookups = gelu_as_lookups(quantized)
     meta = {p.key: p.value for p in model.metadata_props}
-    int8_elementwise = set(bias_adds) | {n.name for n in quantized.graph.node
-                                         if n.name.endswith(LOOKUP_NODE_SUFFIXES)}
+    int8_elementwise = set(bias_adds).union(*gelu_lookups)
     compute = [n for n in quantized.graph.node if n.op_type not in
                ("QuantizeLinear", "DequantizeLinear", *_DATA_MOVEMENT)
                and n.name not in int8_elementwise]
@@ -200,4 +200,5 @@ def quantize_int8(fp32_path: str | os.PathLike, out_path: str | os.PathLike,
     with atomic_path(out_path) as tmp_out:
         onnx.save(quantized, str(tmp_out))
     n_quant = sum(1 for n in compute if n.op_type in QUANTIZED_OPS and n.name not in kept)
-    return QuantizationReport(len(batches), n_quant, kept_float, float_ops, gelu_lookups)
+    return QuantizationReport(len(batches), n_quant, kept_float, float_ops,
+                              len(gelu_lookups))
